@@ -1,0 +1,18 @@
+//! ringmq-engine: the storage engine.
+//!
+//! | module | owns | runs on |
+//! | --- | --- | --- |
+//! | `io` | the only path to the kernel: io_uring ring, aligned buffers, the tail ring | writer / any |
+//! | `record` | RocketMQ stored-record layout: encode, decode, CRC, properties, tags hash | any |
+//! | `commitlog` | segments, the writer thread, flush and group commit, reads, recovery | writer core |
+//! | `consumequeue` | per topic/queue index files and the dispatcher that fills them | dispatch core |
+//! | `meta` | topics, consumer offsets, subscription groups, delay offsets (JSON) | any |
+
+pub mod commitlog;
+pub mod consumequeue;
+pub mod error;
+pub mod io;
+pub mod meta;
+pub mod record;
+
+pub use error::{Error, Result};

@@ -1,0 +1,1 @@
+//! ringmq-net: remoting codec, broker request processors, client library.
