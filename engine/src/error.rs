@@ -37,8 +37,7 @@ impl Error {
     /// Wraps an `io::Error` with a description of what was being done.
     pub fn io(context: impl Into<String>, source: io::Error) -> Self {
         if source.raw_os_error() == Some(libc::ENOSPC) {
-            let context = context.into();
-            return Error::DiskFull { path: PathBuf::from(context) };
+            return Error::DiskFull { path: PathBuf::from(context.into()) };
         }
         Error::Io { context: context.into(), source }
     }
@@ -66,7 +65,7 @@ impl std::fmt::Display for Error {
             Error::Discontinuity { expected, got } => write!(
                 f,
                 "replicated bytes start at offset {got} but the log ends at {expected} ({})",
-                if got > *expected { "gap" } else { "overlap" }
+                if got > expected { "gap" } else { "overlap" }
             ),
             Error::WriterStopped(why) => write!(f, "CommitLog writer stopped: {why}"),
             Error::FlushTimeout => write!(f, "flush did not complete within syncFlushTimeout"),
