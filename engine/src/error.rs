@@ -30,16 +30,24 @@ pub enum Error {
     /// Another process holds the store directory.
     Locked { path: PathBuf },
     /// A metadata file could not be parsed.
-    Json { path: PathBuf, source: serde_json::Error },
+    Json {
+        path: PathBuf,
+        source: serde_json::Error,
+    },
 }
 
 impl Error {
     /// Wraps an `io::Error` with a description of what was being done.
     pub fn io(context: impl Into<String>, source: io::Error) -> Self {
         if source.raw_os_error() == Some(libc::ENOSPC) {
-            return Error::DiskFull { path: PathBuf::from(context.into()) };
+            return Error::DiskFull {
+                path: PathBuf::from(context.into()),
+            };
         }
-        Error::Io { context: context.into(), source }
+        Error::Io {
+            context: context.into(),
+            source,
+        }
     }
 }
 

@@ -6,13 +6,19 @@
 //! | `record` | RocketMQ stored-record layout: encode, decode, CRC, properties, tags hash | any |
 //! | `commitlog` | segments, the writer thread, flush and group commit, reads, recovery | writer core |
 //! | `consumequeue` | per topic/queue index files and the dispatcher that fills them | dispatch core |
+//! | `store` | `MessageStore`: start-up, recovery, pulls, checkpoints, shutdown | any |
+//! | `delay_levels` | RocketMQ's delay levels | any |
 //! | `meta` | topics, consumer offsets, subscription groups, delay offsets (JSON) | any |
 
 pub mod commitlog;
 pub mod consumequeue;
+pub mod delay_levels;
 pub mod error;
 pub mod io;
 pub mod meta;
 pub mod record;
+pub mod store;
 
 pub use error::{Error, Result};
+
+pub use store::{GetResult, GetStatus, MessageStore, StoreConfig};

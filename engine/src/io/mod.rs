@@ -1,1 +1,32 @@
-//! (in progress)
+//! The only path from the engine to the kernel.
+//!
+//! | file | owns |
+//! | --- | --- |
+//! | `aligned` | 4096-aligned heap buffers for O_DIRECT |
+//! | `tail_ring` | the double-mapped tail ring the writer encodes into and readers copy from |
+//! | `direct_file` | opening, probing, preallocating and reading segment files |
+//! | `uring` | the writer's io_uring: fixed-buffer writes, fdatasync, eventfd wake-ups |
+//! | `wake` | an eventfd other threads use to wake a sleeping ring |
+//! | `faults` | failure injection points for tests (ENOSPC, EIO) |
+
+pub mod aligned;
+pub mod direct_file;
+pub mod faults;
+pub mod tail_ring;
+pub mod uring;
+pub mod wake;
+
+/// The page size O_DIRECT transfers are aligned to.
+pub const PAGE: usize = 4096;
+
+/// Rounds `x` down to a multiple of [`PAGE`].
+#[inline]
+pub fn align_down(x: u64) -> u64 {
+    x & !(PAGE as u64 - 1)
+}
+
+/// Rounds `x` up to a multiple of [`PAGE`].
+#[inline]
+pub fn align_up(x: u64) -> u64 {
+    (x + PAGE as u64 - 1) & !(PAGE as u64 - 1)
+}

@@ -1,0 +1,95 @@
+//! CommitLog settings, named after RocketMQ's `MessageStoreConfig` keys where one exists.
+
+use std::net::SocketAddr;
+use std::path::PathBuf;
+use std::time::Duration;
+
+/// RocketMQ's `flushDiskType`.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum FlushMode {
+    /// Acknowledge once the record is in the tail ring; fdatasync every `flush_interval`.
+    Async,
+    /// Acknowledge only once the record is durable (group commit).
+    Sync,
+}
+
+/// How a SYNC_FLUSH write is made durable.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum SyncMethod {
+    /// The write itself carries RWF_DSYNC (FUA where the device supports it).
+    Dsync,
+    /// A plain write linked to an fdatasync in the same submission.
+    Fdatasync,
+}
+
+#[derive(Debug, Clone)]
+pub struct CommitLogConfig {
+    /// `<storePathRootDir>/commitlog`.
+    pub dir: PathBuf,
+    /// `mappedFileSizeCommitLog`: bytes per segment file (multiple of 4096).
+    pub segment_size: u64,
+    /// `flushDiskType`.
+    pub flush_mode: FlushMode,
+    pub sync_method: SyncMethod,
+    /// `syncFlushTimeout`: past it a SYNC_FLUSH append reports FLUSH_DISK_TIMEOUT.
+    pub sync_flush_timeout: Duration,
+    /// `flushIntervalCommitLog`: the ASYNC_FLUSH fdatasync period.
+    pub flush_interval: Duration,
+    /// Bytes of the most recent log kept in memory (multiple of 4096, >= 4 max records).
+    pub ring_capacity: usize,
+    /// `maxMessageSize`: largest body accepted.
+    pub max_message_size: usize,
+    /// Address written into every record's STOREHOST and used for offsetMsgId.
+    pub store_host: SocketAddr,
+    /// Core the writer thread is pinned to (None: not pinned).
+    pub writer_core: Option<usize>,
+    /// Bounded length of the append queue between callers and the writer.
+    pub queue_capacity: usize,
+}
+
+impl CommitLogConfig {
+    /// Defaults as RocketMQ has them, for a store under `root`.
+    pub fn new(root: impl Into<PathBuf>) -> Self {
+        CommitLogConfig {
+            dir: root.into().join("commitlog"),
+            segment_size: 1 << 30,
+            flush_mode: FlushMode::Async,
+            sync_method: SyncMethod::Dsync,
+            sync_flush_timeout: Duration::from_secs(5),
+            flush_interval: Duration::from_millis(500),
+            ring_capacity: 64 << 20,
+            max_message_size: 4 << 20,
+            store_host: "127.0.0.1:10911".parse().expect("literal address"),
+            writer_core: None,
+            queue_capacity: 8192,
+        }
+    }
+
+    /// The largest record the log must hold: body limit plus header, topic and properties.
+    pub fn max_record_size(&self) -> u64 {
+        self.max_message_size as u64 + 64 * 1024
+    }
+
+    pub(crate) fn validate(&self) -> crate::Result<()> {
+        let bad = |why: String| Err(crate::Error::Invalid(why));
+        if !self.segment_size.is_multiple_of(4096) || self.segment_size < 64 * 1024 {
+            return bad(format!(
+                "mappedFileSizeCommitLog {} must be a multiple of 4096 and >= 64 KiB",
+                self.segment_size
+            ));
+        }
+        if !self.ring_capacity.is_multiple_of(4096)
+            || (self.ring_capacity as u64) < 4 * self.max_record_size().min(self.segment_size)
+        {
+            return bad(format!(
+                "tail ring of {} bytes is too small for records of {}",
+                self.ring_capacity,
+                self.max_record_size()
+            ));
+        }
+        if self.ring_capacity > 512 << 20 {
+            return bad("tail ring larger than 512 MiB cannot be registered with io_uring".into());
+        }
+        Ok(())
+    }
+}

@@ -1,0 +1,179 @@
+//! Segment files: fixed-size pieces of the log named by their 20-digit start offset, the
+//! table readers use to find them, and the preallocator thread that keeps the next one
+//! ready so the writer never waits for fallocate.
+
+use std::collections::BTreeMap;
+use std::fs::File;
+use std::os::fd::{AsRawFd, RawFd};
+use std::path::{Path, PathBuf};
+use std::sync::mpsc::{self, Receiver, Sender};
+use std::sync::{Arc, RwLock};
+
+use crate::io::direct_file;
+use crate::{Error, Result};
+
+/// One segment: an O_DIRECT fd for the writer and a buffered fd for readers.
+pub struct SegmentFile {
+    pub base: u64,
+    pub size: u64,
+    pub path: PathBuf,
+    direct: File,
+    read: File,
+}
+
+impl SegmentFile {
+    /// Opens an existing segment or creates and preallocates a new one.
+    pub fn open(dir: &Path, base: u64, size: u64) -> Result<Self> {
+        let path = dir.join(file_name(base));
+        let created = !path.exists();
+        let direct = direct_file::open_direct(&path)?;
+        if created {
+            if let Err(e) = direct_file::preallocate(&direct, &path, size) {
+                drop(direct);
+                let _ = std::fs::remove_file(&path);
+                return Err(e);
+            }
+            direct_file::sync_dir(dir)?;
+        } else {
+            let len = direct
+                .metadata()
+                .map_err(|e| Error::io(format!("stat {}", path.display()), e))?
+                .len();
+            if len != size {
+                return Err(Error::Invalid(format!(
+                    "{} is {len} bytes but mappedFileSizeCommitLog is {size}; segment size cannot change on an existing store",
+                    path.display()
+                )));
+            }
+        }
+        let read = direct_file::open_read(&path)?;
+        Ok(SegmentFile {
+            base,
+            size,
+            path,
+            direct,
+            read,
+        })
+    }
+
+    pub fn end(&self) -> u64 {
+        self.base + self.size
+    }
+
+    pub fn direct_fd(&self) -> RawFd {
+        self.direct.as_raw_fd()
+    }
+
+    pub fn direct_file(&self) -> &File {
+        &self.direct
+    }
+
+    pub fn read_file(&self) -> &File {
+        &self.read
+    }
+}
+
+/// RocketMQ's file name for a segment starting at `base`.
+pub fn file_name(base: u64) -> String {
+    format!("{base:020}")
+}
+
+/// Lists the segment bases present in `dir`, sorted. Files whose names are not 20 digits
+/// are ignored.
+pub fn list(dir: &Path) -> Result<Vec<u64>> {
+    let mut bases = Vec::new();
+    let entries =
+        std::fs::read_dir(dir).map_err(|e| Error::io(format!("list {}", dir.display()), e))?;
+    for entry in entries {
+        let entry = entry.map_err(|e| Error::io(format!("list {}", dir.display()), e))?;
+        let name = entry.file_name();
+        let Some(name) = name.to_str() else { continue };
+        if name.len() == 20 && name.bytes().all(|b| b.is_ascii_digit()) {
+            bases.push(name.parse::<u64>().expect("20 digits fit in u64"));
+        }
+    }
+    bases.sort_unstable();
+    Ok(bases)
+}
+
+/// The segments readers can see, by base offset.
+#[derive(Default)]
+pub struct SegmentTable {
+    map: RwLock<BTreeMap<u64, Arc<SegmentFile>>>,
+}
+
+impl SegmentTable {
+    pub fn insert(&self, seg: Arc<SegmentFile>) {
+        self.map
+            .write()
+            .expect("segment table lock")
+            .insert(seg.base, seg);
+    }
+
+    /// The segment containing `offset`.
+    pub fn find(&self, offset: u64) -> Option<Arc<SegmentFile>> {
+        let map = self.map.read().expect("segment table lock");
+        let (_, seg) = map.range(..=offset).next_back()?;
+        (offset < seg.end()).then(|| seg.clone())
+    }
+
+    pub fn first_base(&self) -> Option<u64> {
+        self.map
+            .read()
+            .expect("segment table lock")
+            .keys()
+            .next()
+            .copied()
+    }
+
+    pub fn remove_from(&self, base: u64) -> Vec<Arc<SegmentFile>> {
+        let mut map = self.map.write().expect("segment table lock");
+        let tail = map.split_off(&base);
+        tail.into_values().collect()
+    }
+}
+
+/// Creates segment files ahead of the writer on its own thread.
+pub struct Preallocator {
+    requests: Sender<u64>,
+    ready: Receiver<(u64, Result<SegmentFile>)>,
+}
+
+impl Preallocator {
+    pub fn start(dir: PathBuf, size: u64) -> Result<Self> {
+        let (req_tx, req_rx) = mpsc::channel::<u64>();
+        let (ready_tx, ready_rx) = mpsc::channel();
+        std::thread::Builder::new()
+            .name("ringmq-prealloc".into())
+            .spawn(move || {
+                for base in req_rx {
+                    let res = SegmentFile::open(&dir, base, size);
+                    if ready_tx.send((base, res)).is_err() {
+                        break;
+                    }
+                }
+            })
+            .map_err(|e| Error::io("spawn preallocator", e))?;
+        Ok(Preallocator {
+            requests: req_tx,
+            ready: ready_rx,
+        })
+    }
+
+    /// Asks for the segment at `base` to be prepared.
+    pub fn request(&self, base: u64) {
+        let _ = self.requests.send(base);
+    }
+
+    /// Waits for the segment at `base` (requested earlier). Results for other bases,
+    /// left over from failed attempts, are discarded.
+    pub fn take(&self, base: u64) -> Result<SegmentFile> {
+        loop {
+            match self.ready.recv() {
+                Ok((b, res)) if b == base => return res,
+                Ok(_) => continue,
+                Err(_) => return Err(Error::WriterStopped("preallocator thread exited".into())),
+            }
+        }
+    }
+}

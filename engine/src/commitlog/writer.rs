@@ -1,0 +1,749 @@
+//! The writer thread: sole owner of the log's tail. Runs pinned on its own core.
+//!
+//! Each turn of its loop it (1) takes appends off the bounded queue and encodes them into
+//! the tail ring, assigning physical offsets, queue offsets and store timestamps;
+//! (2) if no write is in flight, submits one O_DIRECT write covering every dirty page
+//! since the last one (the group commit: whatever arrived while the previous write was
+//! in flight goes out together); (3) under ASYNC_FLUSH, submits an fdatasync every
+//! `flush_interval`; (4) sleeps in io_uring_enter until a completion, a doorbell from a
+//! producer, or the next deadline. Completions advance `write_end`/`durable_end` and
+//! release the acknowledgements they cover, in offset order, in one pass.
+//!
+//! The partial last page of a write is copied to a snapshot page first and written from
+//! there, so new records can be encoded into the ring's copy of that page while the
+//! write is in flight; the next write rewrites the page with its new content. One write
+//! batch is in flight at a time, so two writes never race on the same page.
+//!
+//! A failed write or fdatasync stops the writer: every waiter is failed, nothing more is
+//! acknowledged, and the broker must restart (after an fsync error the page cache and
+//! device state cannot be trusted).
+
+use std::collections::{HashMap, VecDeque};
+use std::sync::mpsc::{Receiver, TryRecvError};
+use std::sync::Arc;
+use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
+
+use super::config::{FlushMode, SyncMethod};
+use super::progress::Level;
+use super::request::{AppendOutcome, AppendRequest, Appended, Completion, PutStatus, RawAppend};
+use super::segment::{Preallocator, SegmentFile};
+use super::Shared;
+use crate::io::aligned::AlignedBuf;
+use crate::io::uring::{Completion as Cqe, WriterRing};
+use crate::io::{align_down, faults, PAGE};
+use crate::record::{self, StoreFields};
+use crate::{Error, Result};
+
+/// Messages to the writer thread.
+pub enum Command {
+    Append(AppendRequest),
+    AppendRaw(RawAppend),
+    /// Replace the next-queue-offset table (once, at start, after the ConsumeQueues are
+    /// rebuilt; the queue is FIFO so it precedes every append).
+    SetQueueOffsets(HashMap<Box<str>, Vec<i64>>),
+    /// Make everything durable, then exit; the sender learns the final durable end.
+    Shutdown(std::sync::mpsc::Sender<Result<i64>>),
+}
+
+const OP_WRITE: u64 = 1 << 56;
+const OP_FSYNC: u64 = 2 << 56;
+const OP_WAKE: u64 = 3 << 56;
+const OP_MASK: u64 = 0xff << 56;
+/// Fixed-buffer indices registered with the ring.
+const BUF_RING: u16 = 0;
+const BUF_SNAPSHOT: u16 = 1;
+/// How often the loop wakes with nothing to do, to check deadlines.
+const TICK: Duration = Duration::from_millis(5);
+
+/// The write batch currently with the kernel.
+struct Inflight {
+    /// Log offset the batch makes written (a record boundary on a master).
+    end: u64,
+    ops_left: u32,
+    /// The batch is durable when it completes (RWF_DSYNC or linked fdatasync).
+    durable: bool,
+    /// Segments referenced by the batch's ops, kept open until it completes.
+    _segments: Vec<Arc<SegmentFile>>,
+}
+
+struct PendingAck {
+    end: u64,
+    deadline: Instant,
+    outcome: AppendOutcome,
+    done: Completion,
+}
+
+pub struct Writer {
+    shared: Arc<Shared>,
+    rx: Receiver<Command>,
+    stash: Option<Command>,
+    ring: WriterRing,
+    snapshot: AlignedBuf,
+    /// Eventfd read buffer; boxed so its address is stable while the read is armed.
+    wake_buf: Box<u64>,
+    wake_armed: bool,
+    prealloc: Preallocator,
+    current: Arc<SegmentFile>,
+    /// Segments written since the last fdatasync (ASYNC_FLUSH).
+    unsynced: Vec<Arc<SegmentFile>>,
+    append_end: u64,
+    write_end: u64,
+    durable_end: u64,
+    inflight: Option<Inflight>,
+    /// (durable end it makes, fdatasyncs left, the segments it syncs, kept open until done).
+    fsync_inflight: Option<(u64, u32, Vec<Arc<SegmentFile>>)>,
+    last_fsync: Instant,
+    queue_offsets: HashMap<Box<str>, Vec<i64>>,
+    acks: VecDeque<PendingAck>,
+    shutdown: Option<std::sync::mpsc::Sender<Result<i64>>>,
+    completions: Vec<Cqe>,
+    /// Set once by `fail`; the reason every later request is refused with.
+    failed: Option<String>,
+}
+
+impl Writer {
+    pub(crate) fn new(
+        shared: Arc<Shared>,
+        rx: Receiver<Command>,
+        current: Arc<SegmentFile>,
+        end: u64,
+    ) -> Result<Self> {
+        let mut ring = WriterRing::new(256)?;
+        let mut snapshot = AlignedBuf::new(PAGE);
+        let buffers = [
+            shared.tail.ring().mapping(),
+            (snapshot.as_mut_ptr(), snapshot.len()),
+        ];
+        // SAFETY: the tail ring is owned by `shared`, which this writer holds an Arc of
+        // for its whole life, and the snapshot page is a field of the writer: both
+        // outlive the ring, which is dropped with the writer.
+        if !unsafe { ring.register(&buffers) } {
+            tracing::warn!(
+                "io_uring buffer registration refused; CommitLog writes use unregistered buffers"
+            );
+        }
+        let prealloc = Preallocator::start(shared.cfg.dir.clone(), shared.cfg.segment_size)?;
+        prealloc.request(current.end());
+        Ok(Writer {
+            rx,
+            stash: None,
+            ring,
+            snapshot,
+            wake_buf: Box::new(0),
+            wake_armed: false,
+            prealloc,
+            unsynced: vec![current.clone()],
+            current,
+            append_end: end,
+            write_end: end,
+            durable_end: end,
+            inflight: None,
+            fsync_inflight: None,
+            last_fsync: Instant::now(),
+            queue_offsets: HashMap::new(),
+            acks: VecDeque::new(),
+            shutdown: None,
+            completions: Vec::with_capacity(64),
+            failed: None,
+            shared,
+        })
+    }
+
+    /// The thread body.
+    pub fn run(mut self) {
+        if let Some(core) = self.shared.cfg.writer_core {
+            if !core_affinity::set_for_current(core_affinity::CoreId { id: core }) {
+                tracing::warn!(core, "could not pin the CommitLog writer");
+            }
+        }
+        loop {
+            let blocked = self.take_commands();
+            self.maybe_write();
+            self.maybe_fsync();
+            if self.finished() {
+                break;
+            }
+            self.wait(blocked);
+            self.reap();
+            self.expire_acks();
+        }
+    }
+
+    /// Encodes queued commands until the queue is empty or the ring has no room.
+    /// Returns true if a command is waiting for room.
+    fn take_commands(&mut self) -> bool {
+        loop {
+            let cmd = match self.stash.take() {
+                Some(cmd) => cmd,
+                None => match self.rx.try_recv() {
+                    Ok(cmd) => cmd,
+                    Err(TryRecvError::Empty) => return false,
+                    Err(TryRecvError::Disconnected) => {
+                        if self.shutdown.is_none() {
+                            let (tx, _rx) = std::sync::mpsc::channel();
+                            self.shutdown = Some(tx);
+                        }
+                        return false;
+                    }
+                },
+            };
+            match cmd {
+                Command::Append(req) => {
+                    if let Err(req) = self.append(req) {
+                        self.stash = Some(Command::Append(req));
+                        return true;
+                    }
+                }
+                Command::AppendRaw(raw) => {
+                    if let Err(raw) = self.append_raw(raw) {
+                        self.stash = Some(Command::AppendRaw(raw));
+                        return true;
+                    }
+                }
+                Command::SetQueueOffsets(table) => self.queue_offsets = table,
+                Command::Shutdown(tx) => self.shutdown = Some(tx),
+            }
+        }
+    }
+
+    fn stopped_reason(&self) -> Option<String> {
+        self.failed.clone()
+    }
+
+    /// Encodes one request. Gives it back if the ring has no room yet.
+    fn append(&mut self, req: AppendRequest) -> std::result::Result<(), AppendRequest> {
+        if let Some(why) = self.stopped_reason() {
+            (req.done)(AppendOutcome::rejected(PutStatus::ServiceNotAvailable(why)));
+            return Ok(());
+        }
+        let cfg = &self.shared.cfg;
+        let host = cfg.store_host;
+        let mut total = 0u64;
+        for m in &req.messages {
+            if let Err(e) = m.validate(cfg.max_message_size) {
+                (req.done)(AppendOutcome::rejected(PutStatus::MessageIllegal(
+                    e.to_string(),
+                )));
+                return Ok(());
+            }
+            total += m.encoded_len(&host) as u64;
+        }
+        if req.messages.is_empty()
+            || total + 8 > cfg.segment_size
+            || total > self.shared.tail.capacity() / 4
+        {
+            let why = format!(
+                "{} bytes in {} messages do not fit one segment",
+                total,
+                req.messages.len()
+            );
+            (req.done)(AppendOutcome::rejected(PutStatus::MessageIllegal(why)));
+            return Ok(());
+        }
+        let rolls = self.append_end + total + 8 > self.current.end();
+        let room_to = if rolls {
+            self.current.end() + total
+        } else {
+            self.append_end + total
+        };
+        if !self.make_room(room_to) {
+            return Err(req);
+        }
+        if rolls {
+            if let Err(status) = self.roll() {
+                (req.done)(AppendOutcome::rejected(status));
+                return Ok(());
+            }
+        }
+        let now = SystemTime::now()
+            .duration_since(UNIX_EPOCH)
+            .map(|d| d.as_millis() as i64)
+            .unwrap_or(0);
+        let mut appended = Vec::with_capacity(req.messages.len());
+        for m in &req.messages {
+            let len = m.encoded_len(&host);
+            let queue_offset = next_queue_offset(&mut self.queue_offsets, &m.topic, m.queue_id);
+            let fields = StoreFields {
+                queue_offset,
+                physical_offset: self.append_end as i64,
+                store_timestamp: now,
+                store_host: host,
+            };
+            // SAFETY: [append_end, append_end + len) is above the published append_end,
+            // so no reader looks at it; make_room raised retain_start past the older lap
+            // these slots held; no in-flight write covers bytes above append_end except
+            // through the snapshot page.
+            let dst = unsafe { self.shared.tail.ring().slice_mut(self.append_end, len) };
+            m.encode_into(dst, &fields);
+            appended.push(Appended {
+                phys_offset: self.append_end as i64,
+                queue_offset,
+                size: len as i32,
+                store_timestamp: now,
+            });
+            self.append_end += len as u64;
+        }
+        self.shared
+            .progress
+            .publish(Level::Append, self.append_end as i64);
+        let outcome = AppendOutcome {
+            status: PutStatus::Ok,
+            appended,
+            end_offset: self.append_end as i64,
+        };
+        if self.shared.cfg.flush_mode == FlushMode::Sync && req.wait_durable {
+            let deadline = Instant::now() + self.shared.cfg.sync_flush_timeout;
+            self.acks.push_back(PendingAck {
+                end: self.append_end,
+                deadline,
+                outcome,
+                done: req.done,
+            });
+        } else {
+            (req.done)(outcome);
+        }
+        Ok(())
+    }
+
+    /// Appends replicated bytes (slave side). Gives them back if the ring has no room yet.
+    fn append_raw(&mut self, raw: RawAppend) -> std::result::Result<(), RawAppend> {
+        if let Some(why) = self.stopped_reason() {
+            (raw.done)(Err(Error::WriterStopped(why)));
+            return Ok(());
+        }
+        if raw.phys_offset as u64 != self.append_end {
+            (raw.done)(Err(Error::Discontinuity {
+                expected: self.append_end as i64,
+                got: raw.phys_offset,
+            }));
+            return Ok(());
+        }
+        if raw.bytes.len() as u64 > self.shared.tail.capacity() / 4 {
+            (raw.done)(Err(Error::Invalid(format!(
+                "replicated chunk of {} bytes is too large",
+                raw.bytes.len()
+            ))));
+            return Ok(());
+        }
+        if !self.make_room(self.append_end + raw.bytes.len() as u64) {
+            return Err(raw);
+        }
+        let mut rest = &raw.bytes[..];
+        while !rest.is_empty() {
+            if self.append_end == self.current.end() {
+                if let Err(status) = self.switch_segment() {
+                    (raw.done)(Err(match status {
+                        PutStatus::DiskFull => Error::DiskFull {
+                            path: self.shared.cfg.dir.clone(),
+                        },
+                        other => Error::WriterStopped(format!("{other:?}")),
+                    }));
+                    self.shared
+                        .progress
+                        .publish(Level::Append, self.append_end as i64);
+                    return Ok(());
+                }
+            }
+            let n = rest
+                .len()
+                .min((self.current.end() - self.append_end) as usize);
+            // SAFETY: as in `append`: the bytes are above append_end and make_room freed them.
+            let dst = unsafe { self.shared.tail.ring().slice_mut(self.append_end, n) };
+            dst.copy_from_slice(&rest[..n]);
+            self.append_end += n as u64;
+            rest = &rest[n..];
+        }
+        self.shared
+            .progress
+            .publish(Level::Append, self.append_end as i64);
+        (raw.done)(Ok(self.append_end as i64));
+        Ok(())
+    }
+
+    /// Ensures ring slots up to `end` can be written: their older lap must be on disk
+    /// and forgotten by readers. False if the disk is too far behind (wait for a write).
+    fn make_room(&mut self, end: u64) -> bool {
+        let cap = self.shared.tail.capacity();
+        let need = end.saturating_sub(cap);
+        let retain = self.shared.tail.retain_start();
+        if need <= retain {
+            return true;
+        }
+        let limit = align_down(self.write_end);
+        if need > limit {
+            return false;
+        }
+        // Move in big steps so readers rarely meet the write lock.
+        self.shared.tail.advance_retain((need + cap / 4).min(limit));
+        true
+    }
+
+    /// Writes the blank end-of-file marker and moves to the next segment.
+    fn roll(&mut self) -> std::result::Result<(), PutStatus> {
+        let remaining = self.current.end() - self.append_end;
+        let next = self.take_next_segment()?;
+        // SAFETY: make_room covered everything up to the next segment's first bytes;
+        // these bytes are above append_end.
+        let dst = unsafe {
+            self.shared
+                .tail
+                .ring()
+                .slice_mut(self.append_end, remaining as usize)
+        };
+        dst.fill(0);
+        record::encode_blank(dst, remaining as i32);
+        self.append_end = self.current.end();
+        self.install(next);
+        Ok(())
+    }
+
+    /// Slave side: the replicated bytes already contain the blank marker.
+    fn switch_segment(&mut self) -> std::result::Result<(), PutStatus> {
+        let next = self.take_next_segment()?;
+        self.install(next);
+        Ok(())
+    }
+
+    fn take_next_segment(&mut self) -> std::result::Result<SegmentFile, PutStatus> {
+        let base = self.current.end();
+        match self.prealloc.take(base) {
+            Ok(seg) => Ok(seg),
+            Err(e) => {
+                tracing::error!(error = %e, "cannot prepare the next CommitLog segment; rejecting appends that need it");
+                self.prealloc.request(base);
+                Err(match e {
+                    Error::DiskFull { .. } => PutStatus::DiskFull,
+                    other => PutStatus::ServiceNotAvailable(other.to_string()),
+                })
+            }
+        }
+    }
+
+    fn install(&mut self, next: SegmentFile) {
+        let next = Arc::new(next);
+        self.shared.segments.insert(next.clone());
+        self.prealloc.request(next.end());
+        if self.shared.cfg.flush_mode == FlushMode::Async {
+            self.unsynced.push(next.clone());
+        }
+        self.current = next;
+    }
+
+    /// Submits one write batch covering every dirty page, if none is in flight.
+    fn maybe_write(&mut self) {
+        if self.inflight.is_some() || self.write_end == self.append_end || self.failed.is_some() {
+            return;
+        }
+        // An fdatasync in flight covers an older prefix; a write may run beside it.
+        let sync = self.shared.cfg.flush_mode == FlushMode::Sync;
+        let dsync = sync && self.shared.cfg.sync_method == SyncMethod::Dsync;
+        let linked_fsync = sync && !dsync;
+        let end = self.append_end;
+        let mut at = align_down(self.write_end);
+        let mut ops: Vec<(Arc<SegmentFile>, u64, u64, bool)> = Vec::new(); // (seg, from, to, snapshot)
+        while at < end {
+            let seg = if at >= self.current.base {
+                self.current.clone()
+            } else {
+                self.shared
+                    .segments
+                    .find(at)
+                    .expect("segment of a dirty page is in the table")
+            };
+            let piece_end = end.min(seg.end());
+            let full_end = align_down(piece_end);
+            if full_end > at {
+                ops.push((seg.clone(), at, full_end, false));
+            }
+            if piece_end > full_end {
+                // Segment ends are page-aligned, so only the batch's last page is partial.
+                ops.push((seg.clone(), full_end, piece_end, true));
+            }
+            at = piece_end;
+        }
+        let n_ops = ops.len() as u32 + if linked_fsync { ops.len() as u32 } else { 0 };
+        let mut segments = Vec::with_capacity(ops.len());
+        for (seg, from, to, from_snapshot) in &ops {
+            let file_off = from - seg.base;
+            if *from_snapshot {
+                let len = (to - from) as usize;
+                // SAFETY: [from, to) is below append_end (stable) and still in the ring
+                // (retain_start <= align_down(write_end) <= from).
+                let src = unsafe { self.shared.tail.ring().slice(*from, len) };
+                let page = self.snapshot.as_mut_slice();
+                page[..len].copy_from_slice(src);
+                page[len..].fill(0);
+                // SAFETY: the snapshot page is only rewritten by maybe_write, which does
+                // not run again until this batch has completed (inflight is Some).
+                unsafe {
+                    self.ring.push_write(
+                        seg.direct_fd(),
+                        self.snapshot.as_ptr(),
+                        PAGE as u32,
+                        file_off,
+                        BUF_SNAPSHOT,
+                        dsync,
+                        linked_fsync,
+                        OP_WRITE,
+                    )
+                };
+            } else {
+                let len = (to - from) as u32;
+                // SAFETY: the pages [from, to) hold bytes below append_end, which the
+                // writer never rewrites, and make_room never recycles ring slots at or
+                // above align_down(write_end) while this batch (ending at `end`) is in
+                // flight, because write_end only advances when it completes.
+                unsafe {
+                    self.ring.push_write(
+                        seg.direct_fd(),
+                        self.shared.tail.ring().ptr(*from),
+                        len,
+                        file_off,
+                        BUF_RING,
+                        dsync,
+                        linked_fsync,
+                        OP_WRITE,
+                    )
+                };
+            }
+            if linked_fsync {
+                // Linked after its write: runs only if the write succeeded. Not linked
+                // onward, so one failed pair does not cancel the others silently.
+                self.ring.push_fdatasync(seg.direct_fd(), OP_WRITE);
+            }
+            segments.push(seg.clone());
+        }
+        self.inflight = Some(Inflight {
+            end,
+            ops_left: n_ops,
+            durable: sync,
+            _segments: segments,
+        });
+    }
+
+    /// ASYNC_FLUSH: fdatasync everything written, every flush_interval.
+    fn maybe_fsync(&mut self) {
+        let async_flush = self.shared.cfg.flush_mode == FlushMode::Async;
+        let due =
+            self.last_fsync.elapsed() >= self.shared.cfg.flush_interval || self.shutdown.is_some();
+        if !async_flush
+            || !due
+            || self.fsync_inflight.is_some()
+            || self.durable_end >= self.write_end
+        {
+            return;
+        }
+        let target = self.write_end;
+        let segs: Vec<_> = self.unsynced.drain(..).collect();
+        for seg in &segs {
+            self.ring.push_fdatasync(seg.direct_fd(), OP_FSYNC);
+        }
+        self.unsynced.push(self.current.clone());
+        self.fsync_inflight = Some((target, segs.len() as u32, segs));
+        self.last_fsync = Instant::now();
+    }
+
+    /// Shutdown completes once everything appended is durable.
+    fn finished(&mut self) -> bool {
+        if self.shutdown.is_none() || self.stash.is_some() {
+            return false;
+        }
+        let failed = self.stopped_reason();
+        let idle = self.inflight.is_none() && self.fsync_inflight.is_none();
+        if failed.is_some() && idle {
+            if let Some(tx) = self.shutdown.take() {
+                let _ = tx.send(Err(Error::WriterStopped(failed.unwrap_or_default())));
+            }
+            return true;
+        }
+        if idle && self.durable_end == self.append_end {
+            if let Some(tx) = self.shutdown.take() {
+                let _ = tx.send(Ok(self.durable_end as i64));
+            }
+            return true;
+        }
+        false
+    }
+
+    fn wait(&mut self, blocked: bool) {
+        let busy = self.inflight.is_some() || self.fsync_inflight.is_some();
+        if !self.wake_armed {
+            let fd = self.shared.doorbell.raw_fd();
+            let buf: *mut u64 = &mut *self.wake_buf;
+            // SAFETY: wake_buf is boxed, owned by the writer, and not touched until this
+            // read completes (wake_armed guards re-arming).
+            unsafe { self.ring.push_eventfd_read(fd, buf, OP_WAKE) };
+            self.wake_armed = true;
+        }
+        let timeout = self.next_timeout();
+        if blocked && !busy {
+            // Waiting for room with nothing in flight cannot happen: room only needs
+            // written pages, and maybe_write just submitted them.
+            self.ring.submit_and_wait(0, None).ok();
+            return;
+        }
+        self.shared.doorbell.going_to_sleep();
+        if self.stash.is_none() && self.has_queued() {
+            self.shared.doorbell.awake();
+            let _ = self.ring.submit_and_wait(0, None);
+            return;
+        }
+        if let Err(e) = self.ring.submit_and_wait(1, Some(timeout)) {
+            self.fail(format!("io_uring_enter failed: {e}"));
+        }
+        self.shared.doorbell.awake();
+    }
+
+    /// Whether a command is waiting in the queue (peeks by taking it into the stash).
+    fn has_queued(&mut self) -> bool {
+        match self.rx.try_recv() {
+            Ok(cmd) => {
+                self.stash = Some(cmd);
+                true
+            }
+            Err(TryRecvError::Empty) => false,
+            Err(TryRecvError::Disconnected) => true,
+        }
+    }
+
+    fn next_timeout(&self) -> Duration {
+        let mut t = TICK;
+        if let Some(ack) = self.acks.front() {
+            t = t.min(ack.deadline.saturating_duration_since(Instant::now()));
+        }
+        if self.shared.cfg.flush_mode == FlushMode::Async && self.durable_end < self.write_end {
+            t = t.min(
+                self.shared
+                    .cfg
+                    .flush_interval
+                    .saturating_sub(self.last_fsync.elapsed()),
+            );
+        }
+        t.max(Duration::from_micros(50))
+    }
+
+    fn reap(&mut self) {
+        let mut cqes = std::mem::take(&mut self.completions);
+        self.ring.reap(&mut cqes);
+        for cqe in cqes.drain(..) {
+            match cqe.user_data & OP_MASK {
+                OP_WAKE => self.wake_armed = false,
+                OP_WRITE => self.on_write(cqe.result),
+                OP_FSYNC => self.on_fsync(cqe.result),
+                other => debug_assert!(false, "unknown completion kind {other:#x}"),
+            }
+        }
+        self.completions = cqes;
+    }
+
+    fn on_write(&mut self, result: i32) {
+        let result = if result >= 0 && faults::write_should_fail() {
+            -libc::EIO
+        } else {
+            result
+        };
+        if result < 0 {
+            let err = std::io::Error::from_raw_os_error(-result);
+            self.fail(format!(
+                "CommitLog write to {} failed: {err}",
+                self.current.path.display()
+            ));
+        }
+        let Some(batch) = self.inflight.as_mut() else {
+            return;
+        };
+        batch.ops_left -= 1;
+        if batch.ops_left > 0 {
+            return;
+        }
+        let batch = self.inflight.take().expect("in-flight batch");
+        if self.failed.is_some() {
+            return;
+        }
+        self.write_end = batch.end;
+        self.shared
+            .progress
+            .publish(Level::Write, self.write_end as i64);
+        if batch.durable {
+            self.set_durable(batch.end);
+        }
+    }
+
+    fn on_fsync(&mut self, result: i32) {
+        if result < 0 {
+            let err = std::io::Error::from_raw_os_error(-result);
+            self.fail(format!("fdatasync of the CommitLog failed: {err}"));
+        }
+        let Some((target, left, _)) = self.fsync_inflight.as_mut() else {
+            return;
+        };
+        *left -= 1;
+        if *left == 0 {
+            let target = *target;
+            self.fsync_inflight = None;
+            if self.failed.is_none() {
+                self.set_durable(target);
+            }
+        }
+    }
+
+    fn set_durable(&mut self, end: u64) {
+        if end <= self.durable_end {
+            return;
+        }
+        self.durable_end = end;
+        self.shared.progress.publish(Level::Durable, end as i64);
+        while self.acks.front().is_some_and(|a| a.end <= end) {
+            let ack = self.acks.pop_front().expect("front exists");
+            (ack.done)(ack.outcome);
+        }
+    }
+
+    /// Answers FLUSH_DISK_TIMEOUT to every ack past its own deadline.
+    fn expire_acks(&mut self) {
+        if self.acks.is_empty() {
+            return;
+        }
+        let now = Instant::now();
+        let mut kept = VecDeque::with_capacity(self.acks.len());
+        for mut ack in self.acks.drain(..) {
+            if ack.deadline <= now {
+                ack.outcome.status = PutStatus::FlushDiskTimeout;
+                (ack.done)(ack.outcome);
+            } else {
+                kept.push_back(ack);
+            }
+        }
+        self.acks = kept;
+    }
+
+    /// Stops the writer for good after an I/O failure.
+    fn fail(&mut self, why: String) {
+        if self.failed.is_some() {
+            return;
+        }
+        tracing::error!("{why}; the CommitLog writer stops and acknowledges nothing more");
+        self.failed = Some(why.clone());
+        *self.shared.stopped.lock().expect("stopped lock") = Some(why.clone());
+        for ack in self.acks.drain(..) {
+            (ack.done)(AppendOutcome::rejected(PutStatus::ServiceNotAvailable(
+                why.clone(),
+            )));
+        }
+        self.shared.progress.stop();
+    }
+}
+
+fn next_queue_offset(table: &mut HashMap<Box<str>, Vec<i64>>, topic: &str, queue_id: i32) -> i64 {
+    let qid = queue_id.max(0) as usize;
+    let queues = match table.get_mut(topic) {
+        Some(q) => q,
+        None => table.entry(topic.into()).or_default(),
+    };
+    if queues.len() <= qid {
+        queues.resize(qid + 1, 0);
+    }
+    let off = queues[qid];
+    queues[qid] += 1;
+    off
+}

@@ -1,0 +1,179 @@
+//! The dispatcher: follows the CommitLog's `append_end` and writes one ConsumeQueue entry
+//! per record. It parses records in place in the tail ring, so on a slave it works the
+//! same on replicated bytes (a record cut by a replication chunk waits for the rest).
+//! Runs on the dispatch/housekeeping core.
+
+use std::collections::HashMap;
+use std::sync::atomic::{AtomicBool, AtomicI64, Ordering};
+use std::sync::Arc;
+use std::time::Duration;
+
+use super::{ConsumeQueueStore, CqEntry};
+use crate::commitlog::{CommitLog, Level};
+use crate::delay_levels::{DelayLevels, SCHEDULE_TOPIC};
+use crate::record::{self, Parsed};
+use crate::{Error, Result};
+
+/// Told about new entries, e.g. to wake long-polling pulls.
+pub trait DispatchListener: Send + Sync {
+    fn on_dispatched(&self, topic: &str, queue_id: i32, max_offset: i64);
+}
+
+/// Bytes examined per pass; a record larger than this is read whole on its own.
+const CHUNK: usize = 1 << 20;
+
+/// One parsed record's index data.
+struct Indexed {
+    topic: String,
+    queue_id: i32,
+    queue_offset: i64,
+    entry: CqEntry,
+}
+
+/// Dispatches every whole record in `[from, to)`; returns the offset after the last
+/// record dispatched (a record boundary, <= `to`).
+pub fn dispatch_range(
+    log: &CommitLog,
+    cqs: &ConsumeQueueStore,
+    levels: &DelayLevels,
+    from: u64,
+    to: u64,
+    listener: Option<&dyn DispatchListener>,
+) -> Result<u64> {
+    let seg_size = log.config().segment_size;
+    let mut pos = from;
+    let mut batch: Vec<Indexed> = Vec::new();
+    while pos < to {
+        let seg_end = pos - pos % seg_size + seg_size;
+        let mut want = CHUNK.min((to - pos) as usize).min((seg_end - pos) as usize);
+        loop {
+            let (consumed, next, need) = log.with_bytes(pos as i64, want, |buf| {
+                index_chunk(buf, pos, seg_end, levels, &mut batch)
+            })??;
+            if consumed > 0 || next != pos {
+                pos = next;
+                break;
+            }
+            // A record longer than `want`: read it whole if it is all there.
+            match need {
+                Some(len) if len > want && pos + len as u64 <= to.min(seg_end) => want = len,
+                _ => {
+                    apply(cqs, &mut batch, listener)?;
+                    return Ok(pos);
+                }
+            }
+        }
+        apply(cqs, &mut batch, listener)?;
+    }
+    Ok(pos)
+}
+
+/// Parses whole records of `buf` (which starts at log offset `pos`). Returns the bytes
+/// consumed, the next position (past a blank marker: the next segment), and the size the
+/// first unparsed record needs if it was cut.
+fn index_chunk(
+    buf: &[u8],
+    pos: u64,
+    seg_end: u64,
+    levels: &DelayLevels,
+    out: &mut Vec<Indexed>,
+) -> Result<(usize, u64, Option<usize>)> {
+    let mut at = 0usize;
+    while at < buf.len() {
+        let here = pos + at as u64;
+        match record::parse(&buf[at..], here as i64, false)? {
+            Parsed::Record(v) => {
+                let size = v.total_size() as usize;
+                let tags_code = if v.topic() == SCHEDULE_TOPIC {
+                    v.store_timestamp() + levels.delay_ms(v.delay_level())
+                } else {
+                    v.tags_code()
+                };
+                out.push(Indexed {
+                    topic: v.topic().to_owned(),
+                    queue_id: v.queue_id(),
+                    queue_offset: v.queue_offset(),
+                    entry: CqEntry {
+                        phys_offset: here as i64,
+                        size: size as i32,
+                        tags_code,
+                    },
+                });
+                at += size;
+            }
+            Parsed::Blank { .. } => return Ok((at, seg_end, None)),
+            Parsed::Incomplete => {
+                let need = (buf.len() - at >= 4).then(|| {
+                    i32::from_be_bytes(buf[at..at + 4].try_into().expect("4 bytes")) as usize
+                });
+                return Ok((at, pos + at as u64, need));
+            }
+        }
+    }
+    Ok((at, pos + at as u64, None))
+}
+
+fn apply(
+    cqs: &ConsumeQueueStore,
+    batch: &mut Vec<Indexed>,
+    listener: Option<&dyn DispatchListener>,
+) -> Result<()> {
+    let mut touched: HashMap<(String, i32), i64> = HashMap::new();
+    for ix in batch.drain(..) {
+        let cq = cqs.get_or_create(&ix.topic, ix.queue_id)?;
+        cq.put(ix.queue_offset, ix.entry)?;
+        if listener.is_some() {
+            touched.insert((ix.topic, ix.queue_id), ix.queue_offset + 1);
+        }
+    }
+    if let Some(l) = listener {
+        for ((topic, qid), max) in touched {
+            l.on_dispatched(&topic, qid, max);
+        }
+    }
+    Ok(())
+}
+
+/// The dispatcher thread's loop: follow `append_end` until `stop`.
+pub fn run(
+    log: Arc<CommitLog>,
+    cqs: Arc<ConsumeQueueStore>,
+    levels: DelayLevels,
+    dispatched: Arc<AtomicI64>,
+    stop: Arc<AtomicBool>,
+    listener: Option<Arc<dyn DispatchListener>>,
+) {
+    let mut pos = dispatched.load(Ordering::Acquire) as u64;
+    while !stop.load(Ordering::Acquire) {
+        let end = log.progress().get(Level::Append) as u64;
+        if end <= pos {
+            log.progress()
+                .wait(Level::Append, pos as i64 + 1, Duration::from_millis(50));
+            continue;
+        }
+        match dispatch_range(&log, &cqs, &levels, pos, end, listener.as_deref()) {
+            Ok(next) => {
+                if next == pos {
+                    // A cut record (slave mid-chunk): wait for more bytes.
+                    log.progress()
+                        .wait(Level::Append, end as i64 + 1, Duration::from_millis(50));
+                }
+                pos = next;
+                dispatched.store(pos as i64, Ordering::Release);
+            }
+            Err(Error::Corrupt { offset, reason }) => {
+                tracing::error!(
+                    offset,
+                    reason,
+                    "dispatcher met a corrupt record; ConsumeQueues stop here until restart"
+                );
+                log.progress()
+                    .wait(Level::Append, i64::MAX, Duration::from_secs(1));
+            }
+            Err(e) => {
+                tracing::error!(error = %e, "dispatch failed; retrying");
+                std::thread::sleep(Duration::from_millis(100));
+            }
+        }
+    }
+}

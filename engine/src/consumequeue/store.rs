@@ -1,0 +1,300 @@
+//! All ConsumeQueues of a broker, keyed by (topic, queueId), under one `consumequeue`
+//! directory. Lookups from net threads take a read lock and do not allocate; queues are
+//! created (in memory; their directories on first `put`) by the dispatcher or by a reader
+//! that needs one.
+
+use std::collections::HashMap;
+use std::fs;
+use std::io;
+use std::path::{Path, PathBuf};
+use std::sync::{Arc, RwLock, RwLockReadGuard, RwLockWriteGuard};
+
+use tracing::warn;
+
+use super::queue::ConsumeQueue;
+use crate::{Error, Result};
+
+/// Largest queue id accepted (queues of a topic are held in a Vec indexed by id).
+pub const MAX_QUEUE_ID: i32 = 65_535;
+
+type QueueMap = HashMap<String, Vec<Option<Arc<ConsumeQueue>>>>;
+
+/// Owner of every [`ConsumeQueue`].
+pub struct ConsumeQueueStore {
+    root: PathBuf,
+    entries_per_file: usize,
+    queues: RwLock<QueueMap>,
+}
+
+impl std::fmt::Debug for ConsumeQueueStore {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("ConsumeQueueStore")
+            .field("root", &self.root)
+            .field("entries_per_file", &self.entries_per_file)
+            .finish_non_exhaustive()
+    }
+}
+
+impl ConsumeQueueStore {
+    /// Opens every queue found under `root_dir/<topic>/<queueId>/` (`root_dir` is the
+    /// `consumequeue` directory; missing = no queues, nothing is created). Directory names
+    /// are raw topic names (`%RETRY%group` included).
+    pub fn open(root_dir: &Path, entries_per_file: usize) -> Result<Self> {
+        let mut map = QueueMap::new();
+        for (topic, topic_dir) in subdirs(root_dir)? {
+            for (name, _) in subdirs(&topic_dir)? {
+                let Some(queue_id) = parse_queue_id(&name) else {
+                    warn!(path = %topic_dir.join(&name).display(), "ignoring non-queue directory");
+                    continue;
+                };
+                let q = ConsumeQueue::open(root_dir, &topic, queue_id, entries_per_file)?;
+                insert(&mut map, topic.clone(), queue_id, Arc::new(q));
+            }
+        }
+        Ok(ConsumeQueueStore {
+            root: root_dir.to_owned(),
+            entries_per_file,
+            queues: RwLock::new(map),
+        })
+    }
+
+    pub fn root(&self) -> &Path {
+        &self.root
+    }
+
+    pub fn entries_per_file(&self) -> usize {
+        self.entries_per_file
+    }
+
+    /// The queue, if it exists (no allocation).
+    pub fn get(&self, topic: &str, queue_id: i32) -> Option<Arc<ConsumeQueue>> {
+        let idx = usize::try_from(queue_id).ok()?;
+        self.read_map().get(topic)?.get(idx)?.clone()
+    }
+
+    /// The queue, created empty (no files yet) when missing. Refuses topic names that are
+    /// not a single path component and queue ids outside `0..=MAX_QUEUE_ID`.
+    pub fn get_or_create(&self, topic: &str, queue_id: i32) -> Result<Arc<ConsumeQueue>> {
+        if let Some(q) = self.get(topic, queue_id) {
+            return Ok(q);
+        }
+        check_name(topic, queue_id)?;
+        let mut map = self.write_map();
+        let idx = queue_id as usize;
+        if let Some(Some(q)) = map.get(topic).and_then(|v| v.get(idx)) {
+            return Ok(Arc::clone(q));
+        }
+        let q = Arc::new(ConsumeQueue::open(
+            &self.root,
+            topic,
+            queue_id,
+            self.entries_per_file,
+        )?);
+        insert(&mut map, topic.to_owned(), queue_id, Arc::clone(&q));
+        Ok(q)
+    }
+
+    /// Every queue as (topic, queueId, queue), sorted by topic then id.
+    pub fn all(&self) -> Vec<(String, i32, Arc<ConsumeQueue>)> {
+        let map = self.read_map();
+        let mut v: Vec<_> = map
+            .iter()
+            .flat_map(|(t, qs)| {
+                qs.iter()
+                    .enumerate()
+                    .filter_map(move |(i, q)| Some((t.clone(), i as i32, Arc::clone(q.as_ref()?))))
+            })
+            .collect();
+        v.sort_by(|a, b| (&a.0, a.1).cmp(&(&b.0, b.1)));
+        v
+    }
+
+    /// Calls `f` on a snapshot of every queue (no lock held during the calls, so `f` may
+    /// use the store).
+    pub fn for_each(&self, mut f: impl FnMut(&str, i32, &Arc<ConsumeQueue>)) {
+        for (t, id, q) in self.all() {
+            f(&t, id, &q);
+        }
+    }
+
+    /// (topic, queueId, max offset) of every queue: the writer's next queue offsets at start.
+    pub fn max_offsets(&self) -> Vec<(String, i32, i64)> {
+        self.all()
+            .into_iter()
+            .map(|(t, id, q)| (t, id, q.max_offset()))
+            .collect()
+    }
+
+    /// [`ConsumeQueue::truncate_to_phys`] on every queue; stops at the first error.
+    pub fn truncate_to_phys(&self, phys_end: i64) -> Result<()> {
+        self.all()
+            .iter()
+            .try_for_each(|(_, _, q)| q.truncate_to_phys(phys_end))
+    }
+
+    /// [`ConsumeQueue::flush`] on every queue; tries them all and returns the first error.
+    pub fn flush_all(&self) -> Result<()> {
+        let mut first = Ok(());
+        for (_, _, q) in self.all() {
+            if let Err(e) = q.flush() {
+                if first.is_ok() {
+                    first = Err(e);
+                }
+            }
+        }
+        first
+    }
+
+    fn read_map(&self) -> RwLockReadGuard<'_, QueueMap> {
+        self.queues.read().unwrap_or_else(|p| p.into_inner())
+    }
+
+    fn write_map(&self) -> RwLockWriteGuard<'_, QueueMap> {
+        self.queues.write().unwrap_or_else(|p| p.into_inner())
+    }
+}
+
+fn insert(map: &mut QueueMap, topic: String, queue_id: i32, q: Arc<ConsumeQueue>) {
+    let idx = queue_id as usize;
+    let v = map.entry(topic).or_default();
+    if v.len() <= idx {
+        v.resize(idx + 1, None);
+    }
+    v[idx] = Some(q);
+}
+
+fn check_name(topic: &str, queue_id: i32) -> Result<()> {
+    let bad_topic = topic.is_empty()
+        || topic == "."
+        || topic == ".."
+        || topic.len() > 255
+        || topic.contains(['/', '\0']);
+    if bad_topic {
+        return Err(Error::Invalid(format!(
+            "topic name {topic:?} cannot name a consume queue"
+        )));
+    }
+    if !(0..=MAX_QUEUE_ID).contains(&queue_id) {
+        return Err(Error::Invalid(format!(
+            "queue id {queue_id} outside 0..={MAX_QUEUE_ID}"
+        )));
+    }
+    Ok(())
+}
+
+/// A canonical decimal queue id (`"3"`, not `"03"` or `"+3"`).
+fn parse_queue_id(name: &str) -> Option<i32> {
+    let id: i32 = name.parse().ok()?;
+    (id.to_string() == name && (0..=MAX_QUEUE_ID).contains(&id)).then_some(id)
+}
+
+/// The UTF-8-named subdirectories of `dir` (none if it is missing), others skipped with a
+/// warning.
+fn subdirs(dir: &Path) -> Result<Vec<(String, PathBuf)>> {
+    let rd = match fs::read_dir(dir) {
+        Ok(rd) => rd,
+        Err(e) if e.kind() == io::ErrorKind::NotFound => return Ok(Vec::new()),
+        Err(e) => return Err(Error::io(format!("list {}", dir.display()), e)),
+    };
+    let mut out = Vec::new();
+    for ent in rd {
+        let ent = ent.map_err(|e| Error::io(format!("list {}", dir.display()), e))?;
+        let path = ent.path();
+        match ent.file_name().into_string() {
+            Ok(name) if path.is_dir() => out.push((name, path)),
+            _ => warn!(path = %path.display(), "ignoring unexpected entry in consume queue dir"),
+        }
+    }
+    out.sort();
+    Ok(out)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::consumequeue::CqEntry;
+
+    fn entry(k: i64) -> CqEntry {
+        CqEntry {
+            phys_offset: k * 64,
+            size: 64,
+            tags_code: 0,
+        }
+    }
+
+    #[test]
+    fn open_rediscovers_queues_including_retry_topics() {
+        let dir = tempfile::tempdir().unwrap();
+        let root = dir.path().join("consumequeue");
+        {
+            let s = ConsumeQueueStore::open(&root, 4).unwrap();
+            assert!(s.all().is_empty());
+            assert!(s.get("TopicA", 0).is_none());
+            let a1 = s.get_or_create("TopicA", 1).unwrap();
+            let retry = s.get_or_create("%RETRY%group", 0).unwrap();
+            let empty = s.get_or_create("TopicB", 2).unwrap();
+            assert!(Arc::ptr_eq(&a1, &s.get_or_create("TopicA", 1).unwrap()));
+            assert!(Arc::ptr_eq(&a1, &s.get("TopicA", 1).unwrap()));
+            assert!(s.get("TopicA", 0).is_none());
+            for k in 0..6 {
+                a1.put(k, entry(k)).unwrap();
+            }
+            for k in 0..3 {
+                retry.put(k, entry(10 + k)).unwrap();
+            }
+            assert_eq!(empty.max_offset(), 0);
+            assert!(!empty.dir().exists(), "no files before the first put");
+            s.flush_all().unwrap();
+            assert!(root
+                .join("%RETRY%group")
+                .join("0")
+                .join("00000000000000000000")
+                .is_file());
+        }
+        fs::create_dir_all(root.join("TopicA").join("junk")).unwrap();
+        let s = ConsumeQueueStore::open(&root, 4).unwrap();
+        assert_eq!(
+            s.max_offsets(),
+            vec![
+                ("%RETRY%group".to_owned(), 0, 3),
+                ("TopicA".to_owned(), 1, 6)
+            ]
+        );
+        assert_eq!(
+            s.get("%RETRY%group", 0).unwrap().get(2).unwrap(),
+            Some(entry(12))
+        );
+        let mut seen = Vec::new();
+        s.for_each(|t, id, q| seen.push((t.to_owned(), id, q.min_offset())));
+        assert_eq!(seen.len(), 2);
+        // entry k ends at 64k+64; retry entries 10..13 end at 704..832
+        s.truncate_to_phys(256).unwrap();
+        assert_eq!(
+            s.max_offsets(),
+            vec![
+                ("%RETRY%group".to_owned(), 0, 0),
+                ("TopicA".to_owned(), 1, 4)
+            ]
+        );
+    }
+
+    #[test]
+    fn bad_names_are_refused() {
+        let dir = tempfile::tempdir().unwrap();
+        let s = ConsumeQueueStore::open(dir.path(), 4).unwrap();
+        for t in ["", ".", "..", "a/b"] {
+            assert!(
+                matches!(s.get_or_create(t, 0), Err(Error::Invalid(_))),
+                "{t:?}"
+            );
+        }
+        assert!(matches!(s.get_or_create("T", -1), Err(Error::Invalid(_))));
+        assert!(matches!(
+            s.get_or_create("T", MAX_QUEUE_ID + 1),
+            Err(Error::Invalid(_))
+        ));
+        assert!(s.get("T", -1).is_none());
+        assert_eq!(parse_queue_id("03"), None);
+        assert_eq!(parse_queue_id("12"), Some(12));
+    }
+}

@@ -1,0 +1,33 @@
+//! Failure injection for tests: make the next preallocation report ENOSPC or the next
+//! CommitLog write fail with EIO, so the error paths can be driven deterministically.
+//! In production nothing sets these and each check is one relaxed atomic load.
+
+use std::sync::atomic::{AtomicU32, Ordering};
+
+static PREALLOCATE_ENOSPC: AtomicU32 = AtomicU32::new(0);
+static WRITE_EIO: AtomicU32 = AtomicU32::new(0);
+
+/// The next `n` segment preallocations fail with ENOSPC.
+pub fn fail_preallocations(n: u32) {
+    PREALLOCATE_ENOSPC.store(n, Ordering::SeqCst);
+}
+
+/// The next `n` CommitLog write completions are turned into EIO.
+pub fn fail_writes(n: u32) {
+    WRITE_EIO.store(n, Ordering::SeqCst);
+}
+
+fn take(counter: &AtomicU32) -> bool {
+    counter.load(Ordering::Relaxed) != 0
+        && counter
+            .fetch_update(Ordering::SeqCst, Ordering::SeqCst, |n| n.checked_sub(1))
+            .is_ok()
+}
+
+pub(crate) fn preallocation_should_fail() -> bool {
+    take(&PREALLOCATE_ENOSPC)
+}
+
+pub(crate) fn write_should_fail() -> bool {
+    take(&WRITE_EIO)
+}

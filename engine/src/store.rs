@@ -1,0 +1,516 @@
+//! `MessageStore`: the engine as the broker sees it. Owns the CommitLog, the
+//! ConsumeQueues and their dispatcher thread, the housekeeping thread (ConsumeQueue
+//! flush and checkpoints), the store lock and the abort marker.
+//!
+//! Start-up order: take the lock; read the checkpoint; note whether the abort marker is
+//! there (an unclean stop); scan and cut the log; cut ConsumeQueue entries past the log's
+//! end; start the writer; re-dispatch from the checkpoint; hand the writer the queue
+//! offsets; start the dispatcher; write the abort marker.
+
+use std::collections::HashMap;
+use std::fs::File;
+use std::os::fd::AsRawFd;
+use std::path::{Path, PathBuf};
+use std::sync::atomic::{AtomicBool, AtomicI64, Ordering};
+use std::sync::{Arc, Mutex};
+use std::thread::JoinHandle;
+use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
+
+use bytes::{Bytes, BytesMut};
+
+use crate::commitlog::recovery::{self, Checkpoint};
+use crate::commitlog::{
+    AppendOutcome, AppendRequest, CommitLog, CommitLogConfig, Level, RawAppend,
+};
+use crate::consumequeue::dispatch::{self, DispatchListener};
+use crate::consumequeue::{ConsumeQueueStore, CqEntry};
+use crate::delay_levels::DelayLevels;
+use crate::io::direct_file;
+use crate::record::{self, MessageToStore};
+use crate::{Error, Result};
+
+#[derive(Clone)]
+pub struct StoreConfig {
+    /// `storePathRootDir`.
+    pub root: PathBuf,
+    pub commitlog: CommitLogConfig,
+    /// Entries per ConsumeQueue file (`mappedFileSizeConsumeQueue` / 20).
+    pub cq_entries_per_file: usize,
+    /// How often ConsumeQueues are flushed and the checkpoint advanced.
+    pub checkpoint_interval: Duration,
+    pub delay_levels: DelayLevels,
+    /// Core the dispatcher and housekeeping threads are pinned to (None: not pinned).
+    pub dispatch_core: Option<usize>,
+    /// Told about new ConsumeQueue entries (long polling).
+    pub listener: Option<Arc<dyn DispatchListener>>,
+}
+
+impl StoreConfig {
+    pub fn new(root: impl Into<PathBuf>) -> Self {
+        let root = root.into();
+        StoreConfig {
+            commitlog: CommitLogConfig::new(&root),
+            root,
+            cq_entries_per_file: 300_000,
+            checkpoint_interval: Duration::from_secs(1),
+            delay_levels: DelayLevels::default(),
+            dispatch_core: None,
+            listener: None,
+        }
+    }
+}
+
+/// RocketMQ's `GetMessageStatus`.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum GetStatus {
+    Found,
+    NoMatchedMessage,
+    MessageWasRemoving,
+    OffsetFoundNull,
+    OffsetOverflowBadly,
+    OffsetOverflowOne,
+    OffsetTooSmall,
+    NoMatchedLogicQueue,
+    NoMessageInQueue,
+}
+
+#[derive(Debug, Clone)]
+pub struct GetResult {
+    pub status: GetStatus,
+    pub next_begin_offset: i64,
+    pub min_offset: i64,
+    pub max_offset: i64,
+    /// Stored records, byte for byte as in the CommitLog.
+    pub messages: Vec<Bytes>,
+    pub total_bytes: usize,
+}
+
+/// Filters ConsumeQueue entries by tags code (true = deliver).
+pub type TagFilter<'a> = &'a dyn Fn(i64) -> bool;
+
+pub struct MessageStore {
+    root: PathBuf,
+    log: Arc<CommitLog>,
+    cqs: Arc<ConsumeQueueStore>,
+    dispatched: Arc<AtomicI64>,
+    stop: Arc<AtomicBool>,
+    threads: Mutex<Vec<JoinHandle<()>>>,
+    closed: AtomicBool,
+    _lock: File,
+}
+
+impl MessageStore {
+    pub fn open(cfg: StoreConfig) -> Result<Self> {
+        let root = cfg.root.clone();
+        std::fs::create_dir_all(&root)
+            .map_err(|e| Error::io(format!("create {}", root.display()), e))?;
+        let lock = lock_store(&root)?;
+        let abnormal = recovery::abort_path(&root).exists();
+        let checkpoint = recovery::read_checkpoint(&root)?;
+        if abnormal {
+            tracing::warn!(checkpoint = ?checkpoint.map(|c| c.phys_offset), "store was not shut down cleanly; recovering from the checkpoint");
+        }
+        let started = Instant::now();
+        let recovered = recovery::recover(
+            &cfg.commitlog,
+            checkpoint.map(|c| c.phys_offset as u64),
+            abnormal,
+        )?;
+        let cqs = Arc::new(ConsumeQueueStore::open(
+            &root.join("consumequeue"),
+            cfg.cq_entries_per_file,
+        )?);
+        cqs.truncate_to_phys(recovered.end as i64)?;
+        let log = Arc::new(CommitLog::start(cfg.commitlog.clone(), recovered.end)?);
+        let redispatched = dispatch::dispatch_range(
+            &log,
+            &cqs,
+            &cfg.delay_levels,
+            recovered.scanned_from,
+            recovered.end,
+            None,
+        )?;
+        if redispatched != recovered.end {
+            return Err(Error::Corrupt {
+                offset: redispatched as i64,
+                reason: format!(
+                    "re-dispatch stopped before the recovered end {}",
+                    recovered.end
+                ),
+            });
+        }
+        log.set_queue_offsets(queue_offset_table(&cqs));
+        tracing::info!(
+            end = recovered.end,
+            scanned_from = recovered.scanned_from,
+            cut_bytes = recovered.cut_bytes,
+            abnormal,
+            elapsed_ms = started.elapsed().as_millis() as u64,
+            "store recovered"
+        );
+        write_abort_marker(&root)?;
+
+        let dispatched = Arc::new(AtomicI64::new(recovered.end as i64));
+        let stop = Arc::new(AtomicBool::new(false));
+        let mut threads = Vec::new();
+        {
+            let (log, cqs, d, s) = (log.clone(), cqs.clone(), dispatched.clone(), stop.clone());
+            let (levels, listener, core) = (
+                cfg.delay_levels.clone(),
+                cfg.listener.clone(),
+                cfg.dispatch_core,
+            );
+            threads.push(spawn("ringmq-dispatch", core, move || {
+                dispatch::run(log, cqs, levels, d, s, listener)
+            })?);
+        }
+        {
+            let (log, cqs, d, s, root) = (
+                log.clone(),
+                cqs.clone(),
+                dispatched.clone(),
+                stop.clone(),
+                root.clone(),
+            );
+            let interval = cfg.checkpoint_interval;
+            threads.push(spawn(
+                "ringmq-housekeeping",
+                cfg.dispatch_core,
+                move || housekeeping(&root, &log, &cqs, &d, &s, interval),
+            )?);
+        }
+        Ok(MessageStore {
+            root,
+            log,
+            cqs,
+            dispatched,
+            stop,
+            threads: Mutex::new(threads),
+            closed: AtomicBool::new(false),
+            _lock: lock,
+        })
+    }
+
+    pub fn commitlog(&self) -> &Arc<CommitLog> {
+        &self.log
+    }
+
+    pub fn consume_queues(&self) -> &Arc<ConsumeQueueStore> {
+        &self.cqs
+    }
+
+    pub fn root(&self) -> &Path {
+        &self.root
+    }
+
+    /// Queues an append; see [`CommitLog::append`].
+    pub fn put(&self, req: AppendRequest) {
+        self.log.append(req);
+    }
+
+    pub fn put_blocking(&self, messages: Vec<MessageToStore>) -> AppendOutcome {
+        self.log.append_blocking(messages)
+    }
+
+    /// Slave side: see [`CommitLog::append_raw`].
+    pub fn put_raw(&self, raw: RawAppend) {
+        self.log.append_raw(raw);
+    }
+
+    /// Offset up to which every record has a ConsumeQueue entry.
+    pub fn dispatched_offset(&self) -> i64 {
+        self.dispatched.load(Ordering::Acquire)
+    }
+
+    /// Waits until the dispatcher has indexed everything below `phys` (tests, tools).
+    pub fn wait_dispatched(&self, phys: i64, timeout: Duration) -> bool {
+        let deadline = Instant::now() + timeout;
+        while self.dispatched_offset() < phys {
+            if Instant::now() >= deadline {
+                return false;
+            }
+            std::thread::sleep(Duration::from_micros(200));
+        }
+        true
+    }
+
+    pub fn max_offset_in_queue(&self, topic: &str, queue_id: i32) -> i64 {
+        self.cqs
+            .get(topic, queue_id)
+            .map(|q| q.max_offset())
+            .unwrap_or(0)
+    }
+
+    pub fn min_offset_in_queue(&self, topic: &str, queue_id: i32) -> i64 {
+        self.cqs
+            .get(topic, queue_id)
+            .map(|q| q.min_offset())
+            .unwrap_or(0)
+    }
+
+    /// Queue offset by store time (RocketMQ's SEARCH_OFFSET_BY_TIMESTAMP): `upper` picks
+    /// the last entry stored at or before `ts_ms`, else the first at or after it.
+    pub fn offset_by_time(
+        &self,
+        topic: &str,
+        queue_id: i32,
+        ts_ms: i64,
+        upper: bool,
+    ) -> Result<i64> {
+        let Some(cq) = self.cqs.get(topic, queue_id) else {
+            return Ok(0);
+        };
+        cq.search_by_timestamp(ts_ms, upper, |phys, size| {
+            self.log
+                .with_bytes(phys, size.max(0) as usize, record::peek_store_timestamp)
+                .ok()
+                .flatten()
+        })
+    }
+
+    /// Reads up to `max_msgs` records (and about `max_bytes`) from a queue, starting at
+    /// queue offset `offset`, as RocketMQ's store lookup does (spec 5.3).
+    pub fn get_messages(
+        &self,
+        topic: &str,
+        queue_id: i32,
+        offset: i64,
+        max_msgs: usize,
+        max_bytes: usize,
+        filter: Option<TagFilter<'_>>,
+    ) -> Result<GetResult> {
+        let empty = |status, next, min, max| GetResult {
+            status,
+            next_begin_offset: next,
+            min_offset: min,
+            max_offset: max,
+            messages: Vec::new(),
+            total_bytes: 0,
+        };
+        let Some(cq) = self.cqs.get(topic, queue_id) else {
+            return Ok(empty(GetStatus::NoMessageInQueue, 0, 0, 0));
+        };
+        let (min, max) = (cq.min_offset(), cq.max_offset());
+        if max == 0 {
+            return Ok(empty(GetStatus::NoMessageInQueue, 0, min, max));
+        }
+        if offset < min {
+            return Ok(empty(GetStatus::OffsetTooSmall, min, min, max));
+        }
+        if offset == max {
+            return Ok(empty(GetStatus::OffsetOverflowOne, offset, min, max));
+        }
+        if offset > max {
+            return Ok(empty(GetStatus::OffsetOverflowBadly, max, min, max));
+        }
+        let max_msgs = max_msgs.max(1);
+        let scan_entries = (16_000 / 20).max(max_msgs);
+        let entries = cq.read(offset, scan_entries)?;
+        let mut result = empty(GetStatus::NoMatchedMessage, offset, min, max);
+        if entries.is_empty() {
+            result.status = GetStatus::OffsetFoundNull;
+            return Ok(result);
+        }
+        let log_min = self.log.min_offset();
+        let mut picked: Vec<CqEntry> = Vec::new();
+        let mut bytes = 0usize;
+        for (i, e) in entries.iter().enumerate() {
+            if !picked.is_empty()
+                && (picked.len() >= max_msgs || bytes + e.size as usize > max_bytes)
+            {
+                break;
+            }
+            result.next_begin_offset = offset + i as i64 + 1;
+            if filter.is_some_and(|f| !f(e.tags_code)) {
+                continue;
+            }
+            if e.phys_offset < log_min {
+                if picked.is_empty() {
+                    result.status = GetStatus::MessageWasRemoving;
+                }
+                continue;
+            }
+            bytes += e.size as usize;
+            picked.push(*e);
+        }
+        if picked.is_empty() {
+            return Ok(result);
+        }
+        result.messages = self.read_records(&picked)?;
+        result.total_bytes = bytes;
+        result.status = GetStatus::Found;
+        Ok(result)
+    }
+
+    /// Reads records, one read per run of records adjacent in the log.
+    fn read_records(&self, entries: &[CqEntry]) -> Result<Vec<Bytes>> {
+        let seg_size = self.log.config().segment_size as i64;
+        let mut out = Vec::with_capacity(entries.len());
+        let mut i = 0;
+        while i < entries.len() {
+            let start = entries[i].phys_offset;
+            let mut j = i + 1;
+            let mut end = start + entries[i].size as i64;
+            while j < entries.len() && entries[j].phys_offset == end && (end % seg_size) != 0 {
+                end += entries[j].size as i64;
+                j += 1;
+            }
+            let mut buf = BytesMut::zeroed((end - start) as usize);
+            self.log.read(start, &mut buf)?;
+            let buf = buf.freeze();
+            for e in &entries[i..j] {
+                let from = (e.phys_offset - start) as usize;
+                out.push(buf.slice(from..from + e.size as usize));
+            }
+            i = j;
+        }
+        Ok(out)
+    }
+
+    /// Stops the store cleanly: everything appended is made durable and indexed, the
+    /// checkpoint is written at the log's end and the abort marker removed.
+    pub fn shutdown(&self) -> Result<()> {
+        if self.closed.swap(true, Ordering::AcqRel) {
+            return Ok(());
+        }
+        // Appends still queued are stored; after the writer stops, new ones are refused.
+        let log_end = self.log.shutdown()?;
+        let reached = self.wait_dispatched(log_end, Duration::from_secs(30));
+        self.stop.store(true, Ordering::Release);
+        self.log.progress().stop();
+        for t in self.threads.lock().expect("threads lock").drain(..) {
+            let _ = t.join();
+        }
+        self.cqs.flush_all()?;
+        if !reached {
+            tracing::warn!(
+                log_end,
+                dispatched = self.dispatched_offset(),
+                "dispatcher did not catch up before shutdown; the next start re-dispatches"
+            );
+            return Ok(());
+        }
+        recovery::write_checkpoint(
+            &self.root,
+            &Checkpoint {
+                phys_offset: log_end,
+                timestamp_ms: now_ms(),
+            },
+        )?;
+        std::fs::remove_file(recovery::abort_path(&self.root))
+            .map_err(|e| Error::io("remove abort marker", e))?;
+        direct_file::sync_dir(&self.root)?;
+        tracing::info!(log_end, "store shut down cleanly");
+        Ok(())
+    }
+}
+
+impl Drop for MessageStore {
+    fn drop(&mut self) {
+        if let Err(e) = self.shutdown() {
+            tracing::error!(error = %e, "store shutdown failed");
+        }
+    }
+}
+
+fn queue_offset_table(cqs: &ConsumeQueueStore) -> HashMap<Box<str>, Vec<i64>> {
+    let mut table: HashMap<Box<str>, Vec<i64>> = HashMap::new();
+    for (topic, qid, max) in cqs.max_offsets() {
+        let queues = table.entry(topic.into_boxed_str()).or_default();
+        let qid = qid.max(0) as usize;
+        if queues.len() <= qid {
+            queues.resize(qid + 1, 0);
+        }
+        queues[qid] = max;
+    }
+    table
+}
+
+/// Flushes ConsumeQueues and advances the checkpoint to a record boundary that is both
+/// durable in the log and indexed in flushed ConsumeQueues.
+fn housekeeping(
+    root: &Path,
+    log: &CommitLog,
+    cqs: &ConsumeQueueStore,
+    dispatched: &AtomicI64,
+    stop: &AtomicBool,
+    every: Duration,
+) {
+    let mut last = -1i64;
+    while !stop.load(Ordering::Acquire) {
+        let deadline = Instant::now() + every;
+        while Instant::now() < deadline && !stop.load(Ordering::Acquire) {
+            std::thread::sleep(Duration::from_millis(20).min(every));
+        }
+        let candidate = dispatched.load(Ordering::Acquire);
+        if candidate == last {
+            continue;
+        }
+        if let Err(e) = cqs.flush_all() {
+            tracing::error!(error = %e, "ConsumeQueue flush failed");
+            continue;
+        }
+        // The candidate is durable once the log's durable end passes it; wait a little.
+        if !log.progress().wait(Level::Durable, candidate, every) {
+            continue;
+        }
+        match recovery::write_checkpoint(
+            root,
+            &Checkpoint {
+                phys_offset: candidate,
+                timestamp_ms: now_ms(),
+            },
+        ) {
+            Ok(()) => last = candidate,
+            Err(e) => tracing::error!(error = %e, "checkpoint write failed"),
+        }
+    }
+}
+
+fn spawn(
+    name: &str,
+    core: Option<usize>,
+    f: impl FnOnce() + Send + 'static,
+) -> Result<JoinHandle<()>> {
+    std::thread::Builder::new()
+        .name(name.into())
+        .spawn(move || {
+            if let Some(core) = core {
+                core_affinity::set_for_current(core_affinity::CoreId { id: core });
+            }
+            f()
+        })
+        .map_err(|e| Error::io(format!("spawn {name}"), e))
+}
+
+fn lock_store(root: &Path) -> Result<File> {
+    let path = root.join("lock");
+    let file = std::fs::OpenOptions::new()
+        .create(true)
+        .truncate(false)
+        .write(true)
+        .open(&path)
+        .map_err(|e| Error::io(format!("open {}", path.display()), e))?;
+    // SAFETY: flock on an fd we own; no memory arguments.
+    if unsafe { libc::flock(file.as_raw_fd(), libc::LOCK_EX | libc::LOCK_NB) } != 0 {
+        return Err(Error::Locked {
+            path: root.to_owned(),
+        });
+    }
+    Ok(file)
+}
+
+fn write_abort_marker(root: &Path) -> Result<()> {
+    let path = recovery::abort_path(root);
+    File::create(&path)
+        .and_then(|f| f.sync_all())
+        .map_err(|e| Error::io(format!("create {}", path.display()), e))?;
+    direct_file::sync_dir(root)
+}
+
+fn now_ms() -> i64 {
+    SystemTime::now()
+        .duration_since(UNIX_EPOCH)
+        .map(|d| d.as_millis() as i64)
+        .unwrap_or(0)
+}

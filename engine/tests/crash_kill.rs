@@ -1,0 +1,164 @@
+//! Crash test: a child process appends with SYNC_FLUSH and prints each acknowledgement;
+//! the parent kills it with SIGKILL at a random moment, reopens the store and checks that
+//! every acknowledged record is there, intact, at its offsets. Repeated on the same store.
+
+mod common;
+
+use std::io::{BufRead, BufReader, Write};
+use std::process::{Command, Stdio};
+use std::sync::mpsc;
+use std::time::{Duration, Instant};
+
+use common::*;
+use ringmq_engine::commitlog::{AppendRequest, FlushMode, PutStatus};
+use ringmq_engine::record::{self, Parsed};
+
+const CHILD_ENV: &str = "RINGMQ_CRASH_CHILD_DIR";
+const KILLS: usize = 20;
+
+/// Child side: append forever (until killed), 16 requests in flight.
+#[test]
+fn crash_child() {
+    let Ok(dir) = std::env::var(CHILD_ENV) else {
+        return;
+    };
+    let start_seq: u64 = std::env::var("RINGMQ_CRASH_SEQ").unwrap().parse().unwrap();
+    let store = open(std::path::Path::new(&dir), FlushMode::Sync);
+    let (tx, rx) = mpsc::channel();
+    let mut next = start_seq;
+    let mut in_flight = 0;
+    let stdout = std::io::stdout();
+    let deadline = Instant::now() + Duration::from_secs(20);
+    while Instant::now() < deadline {
+        while in_flight < 16 {
+            let seq = next;
+            next += 1;
+            let tx = tx.clone();
+            let size = 20 + (seq * 37 % 3000) as usize;
+            store.put(AppendRequest {
+                messages: vec![message("crash", (seq % 3) as i32, seq, size)],
+                wait_durable: true,
+                done: Box::new(move |o| tx.send((seq, o)).unwrap()),
+            });
+            in_flight += 1;
+        }
+        let (seq, o) = rx.recv().unwrap();
+        in_flight -= 1;
+        if o.status == PutStatus::Ok {
+            let a = o.appended[0];
+            let mut out = stdout.lock();
+            writeln!(
+                out,
+                "ACK {seq} {} {} {}",
+                a.phys_offset,
+                seq % 3,
+                a.queue_offset
+            )
+            .unwrap();
+            out.flush().unwrap();
+        }
+    }
+}
+
+struct Ack {
+    seq: u64,
+    phys: i64,
+    queue: i32,
+    queue_offset: i64,
+}
+
+fn pseudo_random(state: &mut u64) -> u64 {
+    *state ^= *state << 13;
+    *state ^= *state >> 7;
+    *state ^= *state << 17;
+    *state
+}
+
+#[test]
+fn every_acknowledged_record_survives_sigkill() {
+    if std::env::var(CHILD_ENV).is_ok() {
+        return;
+    }
+    let dir = tempfile::tempdir_in(env!("CARGO_TARGET_TMPDIR")).unwrap();
+    let mut seed = std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .unwrap()
+        .as_nanos() as u64
+        | 1;
+    println!("crash test seed {seed}");
+    let exe = std::env::current_exe().unwrap();
+    let mut acks: Vec<Ack> = Vec::new();
+    let mut next_seq = 0u64;
+    for round in 0..KILLS {
+        let mut child = Command::new(&exe)
+            .args(["--exact", "crash_child", "--nocapture", "--test-threads=1"])
+            .env(CHILD_ENV, dir.path())
+            .env("RINGMQ_CRASH_SEQ", next_seq.to_string())
+            .stdout(Stdio::piped())
+            .stderr(Stdio::null())
+            .spawn()
+            .unwrap();
+        let stdout = child.stdout.take().unwrap();
+        let (tx, rx) = mpsc::channel();
+        let reader = std::thread::spawn(move || {
+            for line in BufReader::new(stdout).lines() {
+                let Ok(line) = line else { break };
+                if let Some(rest) = line.strip_prefix("ACK ") {
+                    let f: Vec<i64> = rest.split(' ').map(|x| x.parse().unwrap()).collect();
+                    tx.send(Ack {
+                        seq: f[0] as u64,
+                        phys: f[1],
+                        queue: f[2] as i32,
+                        queue_offset: f[3],
+                    })
+                    .unwrap();
+                }
+            }
+        });
+        // Wait for the first acknowledgement, then kill at a random moment.
+        let first = rx
+            .recv_timeout(Duration::from_secs(20))
+            .expect("child acknowledges appends");
+        acks.push(first);
+        std::thread::sleep(Duration::from_millis(20 + pseudo_random(&mut seed) % 300));
+        // SAFETY: kill(2) on our own child's pid; no memory involved.
+        unsafe { libc::kill(child.id() as i32, libc::SIGKILL) };
+        child.wait().unwrap();
+        reader.join().unwrap();
+        acks.extend(rx.try_iter());
+        next_seq = acks.iter().map(|a| a.seq).max().unwrap() + 1_000_000;
+
+        let store = open(dir.path(), FlushMode::Sync);
+        for a in &acks {
+            let got = store
+                .get_messages("crash", a.queue, a.queue_offset, 1, usize::MAX, None)
+                .unwrap();
+            assert_eq!(
+                got.messages.len(),
+                1,
+                "round {round}: ack seq {} (queue {} offset {}) lost",
+                a.seq,
+                a.queue,
+                a.queue_offset
+            );
+            let Parsed::Record(v) = record::parse(&got.messages[0], a.phys, true).unwrap() else {
+                panic!("not a record")
+            };
+            assert_eq!(
+                v.physical_offset(),
+                a.phys,
+                "round {round}: seq {} moved",
+                a.seq
+            );
+            assert_eq!(
+                seq_of(v.body()),
+                a.seq,
+                "round {round}: wrong record at {}",
+                a.phys
+            );
+        }
+        println!("round {round}: {} acknowledged records intact", acks.len());
+        store.shutdown().unwrap();
+    }
+    assert!(acks.len() >= KILLS);
+}

@@ -1,0 +1,75 @@
+//! Failure paths: a full disk refuses appends and corrupts nothing; a failed write stops
+//! the writer, fails every waiter and acknowledges nothing more. (Own test binary: the
+//! fault switches are process-wide.)
+
+mod common;
+
+use std::time::Duration;
+
+use common::*;
+use ringmq_engine::commitlog::{FlushMode, PutStatus};
+use ringmq_engine::io::faults;
+
+#[test]
+fn disk_full_then_write_failure() {
+    let dir = tempfile::tempdir_in(env!("CARGO_TARGET_TMPDIR")).unwrap();
+    let mut acked = Vec::new();
+    {
+        let store = open(dir.path(), FlushMode::Sync);
+        // The next segment cannot be preallocated: appends that need it get DiskFull.
+        faults::fail_preallocations(u32::MAX);
+        std::thread::sleep(Duration::from_millis(50));
+        let mut seq = 0;
+        let mut full = 0;
+        while full < 3 {
+            let o = store.put_blocking(vec![message("T", 0, seq, 3000)]);
+            match o.status {
+                PutStatus::Ok => acked.push((seq, o.appended[0].queue_offset)),
+                PutStatus::DiskFull => full += 1,
+                other => panic!("unexpected {other:?}"),
+            }
+            seq += 1;
+            assert!(seq < 1000, "segment never filled");
+        }
+        // Space comes back: appends continue in the next segment.
+        faults::fail_preallocations(0);
+        let o = store.put_blocking(vec![message("T", 0, seq, 3000)]);
+        assert_eq!(
+            o.status,
+            PutStatus::Ok,
+            "appends resume once the disk has room"
+        );
+        acked.push((seq, o.appended[0].queue_offset));
+        seq += 1;
+        // A write fails: the writer stops and refuses everything after.
+        faults::fail_writes(1);
+        let o = store.put_blocking(vec![message("T", 0, seq, 100)]);
+        assert!(
+            matches!(o.status, PutStatus::ServiceNotAvailable(_)),
+            "{:?}",
+            o.status
+        );
+        let o = store.put_blocking(vec![message("T", 0, seq + 1, 100)]);
+        assert!(
+            matches!(o.status, PutStatus::ServiceNotAvailable(_)),
+            "{:?}",
+            o.status
+        );
+        assert!(store.commitlog().stopped().is_some());
+        let _ = store.shutdown();
+    }
+    // Restart: everything acknowledged before the failure is intact.
+    let store = open(dir.path(), FlushMode::Sync);
+    for (seq, qoff) in &acked {
+        let got = store
+            .get_messages("T", 0, *qoff, 1, usize::MAX, None)
+            .unwrap();
+        assert_eq!(got.messages.len(), 1);
+        let ringmq_engine::record::Parsed::Record(v) =
+            ringmq_engine::record::parse(&got.messages[0], 0, true).unwrap()
+        else {
+            panic!()
+        };
+        assert_eq!(seq_of(v.body()), *seq);
+    }
+}
