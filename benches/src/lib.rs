@@ -1,1 +1,20 @@
-//! Shared helpers for the benchmark programs.
+//! Shared helpers for the ringmq benchmark programs.
+//!
+//! Every benchmark in this project prints its metric beside a *ceiling*
+//! measured in the same run on the same file system, so a number is never read
+//! without knowing what the hardware (or VM) could have given:
+//!
+//! * [`ceiling::direct_write`]: sequential O_DIRECT write bandwidth through
+//!   io_uring at a given block size and queue depth.
+//! * [`ceiling::sync_write`]: latency of one durable 4 KiB write
+//!   (write + fdatasync, and RWF_DSYNC), on written-before and
+//!   fallocate-only files.
+//! * [`ceiling::loopback`]: TCP round trip and bandwidth over 127.0.0.1.
+//! * [`report`]: aligned tables (`name value unit ceiling ratio`) and
+//!   histogram percentiles.
+//!
+//! Units: bandwidth is MB/s with 1 MB = 1,000,000 bytes; `sync_write`
+//! histograms are in microseconds; `loopback::rtt` is in nanoseconds.
+
+pub mod ceiling;
+pub mod report;

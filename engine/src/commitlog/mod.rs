@@ -50,6 +50,8 @@ pub(crate) struct Shared {
     pub doorbell: Doorbell,
     /// Why the writer stopped, once it has.
     pub stopped: Mutex<Option<String>>,
+    /// Whether the ring and snapshot page are registered io_uring buffers.
+    pub registered: std::sync::atomic::AtomicBool,
 }
 
 pub struct CommitLog {
@@ -74,6 +76,7 @@ impl CommitLog {
                     &cfg.dir,
                     base,
                     cfg.segment_size,
+                    cfg.zero_fill(),
                 )?));
             }
         }
@@ -81,7 +84,12 @@ impl CommitLog {
         let current = match segments.find(current_base) {
             Some(seg) => seg,
             None => {
-                let seg = Arc::new(SegmentFile::open(&cfg.dir, current_base, cfg.segment_size)?);
+                let seg = Arc::new(SegmentFile::open(
+                    &cfg.dir,
+                    current_base,
+                    cfg.segment_size,
+                    cfg.zero_fill(),
+                )?);
                 segments.insert(seg.clone());
                 seg
             }
@@ -105,6 +113,7 @@ impl CommitLog {
             segments,
             doorbell,
             stopped: Mutex::new(None),
+            registered: std::sync::atomic::AtomicBool::new(false),
             cfg,
         });
         let (tx, rx) = mpsc::sync_channel(shared.cfg.queue_capacity);
@@ -146,9 +155,24 @@ impl CommitLog {
         self.shared.stopped.lock().expect("stopped lock").clone()
     }
 
-    /// Queues an append; blocks while the queue is full. The request's completion runs
-    /// on the writer thread.
+    /// Whether writes go out from registered io_uring buffers (WRITE_FIXED).
+    pub fn uses_registered_buffers(&self) -> bool {
+        self.shared
+            .registered
+            .load(std::sync::atomic::Ordering::Relaxed)
+    }
+
+    /// Queues an append; blocks while the queue is full. Messages are validated here, on
+    /// the caller's thread (an invalid request is answered at once, before queueing); the
+    /// completion of a queued request runs on the writer thread.
     pub fn append(&self, req: AppendRequest) {
+        let max = self.shared.cfg.max_message_size;
+        if let Some(err) = req.messages.iter().find_map(|m| m.validate(max).err()) {
+            (req.done)(AppendOutcome::rejected(PutStatus::MessageIllegal(
+                err.to_string(),
+            )));
+            return;
+        }
         self.send(Command::Append(req));
     }
 

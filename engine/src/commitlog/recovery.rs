@@ -135,7 +135,7 @@ fn scan(cfg: &CommitLogConfig, bases: &[u64], start: u64) -> Result<u64> {
         if !bases.contains(&base) {
             return Ok(pos);
         }
-        let seg = SegmentFile::open(&cfg.dir, base, seg_size)?;
+        let seg = SegmentFile::open(&cfg.dir, base, seg_size, false)?;
         let file = seg.read_file();
         loop {
             let in_file = pos - base;

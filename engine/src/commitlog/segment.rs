@@ -22,13 +22,20 @@ pub struct SegmentFile {
 }
 
 impl SegmentFile {
-    /// Opens an existing segment or creates and preallocates a new one.
-    pub fn open(dir: &Path, base: u64, size: u64) -> Result<Self> {
+    /// Opens an existing segment or creates and preallocates a new one (zero-filled when
+    /// `zero_fill`).
+    pub fn open(dir: &Path, base: u64, size: u64, zero_fill: bool) -> Result<Self> {
         let path = dir.join(file_name(base));
         let created = !path.exists();
         let direct = direct_file::open_direct(&path)?;
         if created {
-            if let Err(e) = direct_file::preallocate(&direct, &path, size) {
+            let prepared = direct_file::preallocate(&direct, &path, size).and_then(|()| {
+                if zero_fill {
+                    direct_file::write_zeros(&direct, &path, size)?;
+                }
+                Ok(())
+            });
+            if let Err(e) = prepared {
                 drop(direct);
                 let _ = std::fs::remove_file(&path);
                 return Err(e);
@@ -133,21 +140,24 @@ impl SegmentTable {
     }
 }
 
-/// Creates segment files ahead of the writer on its own thread.
+/// Creates segment files ahead of the writer on its own thread. At most one request is
+/// outstanding; after a failure (disk full) nothing is retried until the writer needs the
+/// segment again, so a stale failure is never taken for a later answer.
 pub struct Preallocator {
     requests: Sender<u64>,
     ready: Receiver<(u64, Result<SegmentFile>)>,
+    pending: Option<u64>,
 }
 
 impl Preallocator {
-    pub fn start(dir: PathBuf, size: u64) -> Result<Self> {
+    pub fn start(dir: PathBuf, size: u64, zero_fill: bool) -> Result<Self> {
         let (req_tx, req_rx) = mpsc::channel::<u64>();
         let (ready_tx, ready_rx) = mpsc::channel();
         std::thread::Builder::new()
             .name("ringmq-prealloc".into())
             .spawn(move || {
                 for base in req_rx {
-                    let res = SegmentFile::open(&dir, base, size);
+                    let res = SegmentFile::open(&dir, base, size, zero_fill);
                     if ready_tx.send((base, res)).is_err() {
                         break;
                     }
@@ -157,23 +167,38 @@ impl Preallocator {
         Ok(Preallocator {
             requests: req_tx,
             ready: ready_rx,
+            pending: None,
         })
     }
 
-    /// Asks for the segment at `base` to be prepared.
-    pub fn request(&self, base: u64) {
-        let _ = self.requests.send(base);
+    /// Asks for the segment at `base` to be prepared in the background.
+    pub fn request(&mut self, base: u64) {
+        if self.pending.is_none() && self.requests.send(base).is_ok() {
+            self.pending = Some(base);
+        }
     }
 
-    /// Waits for the segment at `base` (requested earlier). Results for other bases,
-    /// left over from failed attempts, are discarded.
-    pub fn take(&self, base: u64) -> Result<SegmentFile> {
-        loop {
-            match self.ready.recv() {
-                Ok((b, res)) if b == base => return res,
-                Ok(_) => continue,
-                Err(_) => return Err(Error::WriterStopped("preallocator thread exited".into())),
+    /// The segment at `base`: the one prepared in the background, or prepared now.
+    pub fn take(&mut self, base: u64) -> Result<SegmentFile> {
+        if self.pending != Some(base) {
+            if let Some(other) = self.pending.take() {
+                // A request for another base is never made; drain it to stay in step.
+                let _ = self.ready.recv();
+                tracing::warn!(
+                    other,
+                    base,
+                    "discarded a segment prepared for another offset"
+                );
             }
+            self.request(base);
+        }
+        self.pending = None;
+        match self.ready.recv() {
+            Ok((b, res)) => {
+                debug_assert_eq!(b, base);
+                res
+            }
+            Err(_) => Err(Error::WriterStopped("preallocator thread exited".into())),
         }
     }
 }

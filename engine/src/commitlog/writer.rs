@@ -51,19 +51,28 @@ const OP_WAKE: u64 = 3 << 56;
 const OP_MASK: u64 = 0xff << 56;
 /// Fixed-buffer indices registered with the ring.
 const BUF_RING: u16 = 0;
-const BUF_SNAPSHOT: u16 = 1;
 /// How often the loop wakes with nothing to do, to check deadlines.
 const TICK: Duration = Duration::from_millis(5);
+/// ASYNC_FLUSH pipelining: page-aligned writes of at most this size, this many in flight.
+const CHUNK: u64 = 2 << 20;
+const MAX_INFLIGHT: usize = 8;
+const WRITE_ID_MASK: u64 = (1 << 56) - 1;
 
-/// The write batch currently with the kernel.
+/// One write with the kernel: one or more ops (a piece per segment, the snapshot page,
+/// linked fdatasyncs).
 struct Inflight {
-    /// Log offset the batch makes written (a record boundary on a master).
+    /// Log offset this write makes written once it and every earlier write completed.
     end: u64,
     ops_left: u32,
-    /// The batch is durable when it completes (RWF_DSYNC or linked fdatasync).
+    /// Durable when it completes (RWF_DSYNC or linked fdatasync).
     durable: bool,
-    /// Segments referenced by the batch's ops, kept open until it completes.
+    /// Ends in a partial page written from the snapshot: nothing may follow it until it
+    /// completes, or two writes would race on that page.
+    partial: bool,
+    /// Segments referenced by the ops, kept open until they complete.
     _segments: Vec<Arc<SegmentFile>>,
+    /// The iovecs of a vectored op, alive until it completes (boxed: stable address).
+    _iovecs: Option<Box<[libc::iovec; 2]>>,
 }
 
 struct PendingAck {
@@ -89,7 +98,12 @@ pub struct Writer {
     append_end: u64,
     write_end: u64,
     durable_end: u64,
-    inflight: Option<Inflight>,
+    /// Writes with the kernel, oldest first; `write_end` moves when the oldest completes.
+    inflight: VecDeque<Inflight>,
+    /// Id of `inflight[0]`; ids increase by one per write.
+    first_write_id: u64,
+    /// End of the last write submitted (>= write_end).
+    submitted_end: u64,
     /// (durable end it makes, fdatasyncs left, the segments it syncs, kept open until done).
     fsync_inflight: Option<(u64, u32, Vec<Arc<SegmentFile>>)>,
     last_fsync: Instant,
@@ -109,20 +123,24 @@ impl Writer {
         end: u64,
     ) -> Result<Self> {
         let mut ring = WriterRing::new(256)?;
-        let mut snapshot = AlignedBuf::new(PAGE);
-        let buffers = [
-            shared.tail.ring().mapping(),
-            (snapshot.as_mut_ptr(), snapshot.len()),
-        ];
+        let snapshot = AlignedBuf::new(PAGE);
+        let buffers = [shared.tail.ring().mapping()];
         // SAFETY: the tail ring is owned by `shared`, which this writer holds an Arc of
-        // for its whole life, and the snapshot page is a field of the writer: both
-        // outlive the ring, which is dropped with the writer.
-        if !unsafe { ring.register(&buffers) } {
+        // for its whole life, so it outlives the ring, which is dropped with the writer.
+        let registered = unsafe { ring.register(&buffers) };
+        shared
+            .registered
+            .store(registered, std::sync::atomic::Ordering::Relaxed);
+        if !registered {
             tracing::warn!(
                 "io_uring buffer registration refused; CommitLog writes use unregistered buffers"
             );
         }
-        let prealloc = Preallocator::start(shared.cfg.dir.clone(), shared.cfg.segment_size)?;
+        let mut prealloc = Preallocator::start(
+            shared.cfg.dir.clone(),
+            shared.cfg.segment_size,
+            shared.cfg.zero_fill(),
+        )?;
         prealloc.request(current.end());
         Ok(Writer {
             rx,
@@ -137,7 +155,9 @@ impl Writer {
             append_end: end,
             write_end: end,
             durable_end: end,
-            inflight: None,
+            inflight: VecDeque::with_capacity(MAX_INFLIGHT),
+            first_write_id: 0,
+            submitted_end: end,
             fsync_inflight: None,
             last_fsync: Instant::now(),
             queue_offsets: HashMap::new(),
@@ -410,7 +430,6 @@ impl Writer {
             Ok(seg) => Ok(seg),
             Err(e) => {
                 tracing::error!(error = %e, "cannot prepare the next CommitLog segment; rejecting appends that need it");
-                self.prealloc.request(base);
                 Err(match e {
                     Error::DiskFull { .. } => PutStatus::DiskFull,
                     other => PutStatus::ServiceNotAvailable(other.to_string()),
@@ -429,18 +448,45 @@ impl Writer {
         self.current = next;
     }
 
-    /// Submits one write batch covering every dirty page, if none is in flight.
+    /// Submits writes for the dirty pages. SYNC_FLUSH: one write covering everything,
+    /// partial last page included (latency first; that is the group commit). ASYNC_FLUSH:
+    /// page-aligned chunks pipelined up to MAX_INFLIGHT deep, the partial last page only
+    /// when nothing else is in flight.
     fn maybe_write(&mut self) {
-        if self.inflight.is_some() || self.write_end == self.append_end || self.failed.is_some() {
+        if self.failed.is_some() {
             return;
         }
-        // An fdatasync in flight covers an older prefix; a write may run beside it.
         let sync = self.shared.cfg.flush_mode == FlushMode::Sync;
+        let max_inflight = if sync { 1 } else { MAX_INFLIGHT };
+        while self.inflight.len() < max_inflight && self.submitted_end < self.append_end {
+            if self.inflight.back().is_some_and(|w| w.partial) {
+                break;
+            }
+            let start = align_down(self.submitted_end);
+            let full = align_down(self.append_end);
+            let end = if !sync && full > start + CHUNK {
+                start + CHUNK
+            } else if sync || self.inflight.is_empty() {
+                self.append_end
+            } else if full > start {
+                full
+            } else {
+                break;
+            };
+            self.submit_write(start, end, sync);
+        }
+    }
+
+    /// Queues the ops that write `[start, end)` (start page-aligned) as one write.
+    fn submit_write(&mut self, start: u64, end: u64, sync: bool) {
         let dsync = sync && self.shared.cfg.sync_method == SyncMethod::Dsync;
         let linked_fsync = sync && !dsync;
-        let end = self.append_end;
-        let mut at = align_down(self.write_end);
-        let mut ops: Vec<(Arc<SegmentFile>, u64, u64, bool)> = Vec::new(); // (seg, from, to, snapshot)
+        let user_data =
+            OP_WRITE | ((self.first_write_id + self.inflight.len() as u64) & WRITE_ID_MASK);
+        let mut at = start;
+        let mut ops = 0u32;
+        let mut segments = Vec::with_capacity(2);
+        let mut iovecs = None;
         while at < end {
             let seg = if at >= self.current.base {
                 self.current.clone()
@@ -452,73 +498,78 @@ impl Writer {
             };
             let piece_end = end.min(seg.end());
             let full_end = align_down(piece_end);
-            if full_end > at {
-                ops.push((seg.clone(), at, full_end, false));
-            }
-            if piece_end > full_end {
-                // Segment ends are page-aligned, so only the batch's last page is partial.
-                ops.push((seg.clone(), full_end, piece_end, true));
-            }
-            at = piece_end;
-        }
-        let n_ops = ops.len() as u32 + if linked_fsync { ops.len() as u32 } else { 0 };
-        let mut segments = Vec::with_capacity(ops.len());
-        for (seg, from, to, from_snapshot) in &ops {
-            let file_off = from - seg.base;
-            if *from_snapshot {
-                let len = (to - from) as usize;
-                // SAFETY: [from, to) is below append_end (stable) and still in the ring
-                // (retain_start <= align_down(write_end) <= from).
-                let src = unsafe { self.shared.tail.ring().slice(*from, len) };
-                let page = self.snapshot.as_mut_slice();
-                page[..len].copy_from_slice(src);
-                page[len..].fill(0);
-                // SAFETY: the snapshot page is only rewritten by maybe_write, which does
-                // not run again until this batch has completed (inflight is Some).
-                unsafe {
-                    self.ring.push_write(
-                        seg.direct_fd(),
-                        self.snapshot.as_ptr(),
-                        PAGE as u32,
-                        file_off,
-                        BUF_SNAPSHOT,
-                        dsync,
-                        linked_fsync,
-                        OP_WRITE,
-                    )
-                };
-            } else {
-                let len = (to - from) as u32;
-                // SAFETY: the pages [from, to) hold bytes below append_end, which the
+            if piece_end == full_end {
+                // SAFETY: the pages [at, full_end) hold bytes below append_end, which the
                 // writer never rewrites, and make_room never recycles ring slots at or
-                // above align_down(write_end) while this batch (ending at `end`) is in
-                // flight, because write_end only advances when it completes.
+                // above align_down(write_end), which this write's completion gates.
                 unsafe {
                     self.ring.push_write(
                         seg.direct_fd(),
-                        self.shared.tail.ring().ptr(*from),
-                        len,
-                        file_off,
+                        self.shared.tail.ring().ptr(at),
+                        (full_end - at) as u32,
+                        at - seg.base,
                         BUF_RING,
                         dsync,
                         linked_fsync,
-                        OP_WRITE,
+                        user_data,
+                    )
+                };
+            } else {
+                // Segment ends are page-aligned, so only a write's last page is partial.
+                // It goes out from a snapshot copy, in the same vectored op as the full
+                // pages before it: one op, one device flush.
+                let len = (piece_end - full_end) as usize;
+                // SAFETY: [full_end, piece_end) is below append_end (stable) and still in
+                // the ring (retain_start <= align_down(write_end) <= full_end).
+                let src = unsafe { self.shared.tail.ring().slice(full_end, len) };
+                let page = self.snapshot.as_mut_slice();
+                page[..len].copy_from_slice(src);
+                page[len..].fill(0);
+                let vecs = iovecs.insert(Box::new([
+                    libc::iovec {
+                        iov_base: self.shared.tail.ring().ptr(at) as *mut libc::c_void,
+                        iov_len: (full_end - at) as usize,
+                    },
+                    libc::iovec {
+                        iov_base: self.snapshot.as_mut_ptr() as *mut libc::c_void,
+                        iov_len: PAGE,
+                    },
+                ]));
+                let (first, count) = if full_end > at { (0, 2) } else { (1, 1) };
+                // SAFETY: the iovec box is kept in this write's Inflight entry until it
+                // completes; the ring pages are stable as above; the snapshot page is
+                // rewritten only here, and only once no partial write is in flight
+                // (maybe_write stops behind one).
+                unsafe {
+                    self.ring.push_writev(
+                        seg.direct_fd(),
+                        vecs[first..].as_ptr(),
+                        count,
+                        (if count == 2 { at } else { full_end }) - seg.base,
+                        dsync,
+                        linked_fsync,
+                        user_data,
                     )
                 };
             }
+            ops += 1;
             if linked_fsync {
-                // Linked after its write: runs only if the write succeeded. Not linked
-                // onward, so one failed pair does not cancel the others silently.
-                self.ring.push_fdatasync(seg.direct_fd(), OP_WRITE);
+                // Linked after this segment's write: runs only if it succeeded.
+                self.ring.push_fdatasync(seg.direct_fd(), user_data);
+                ops += 1;
             }
-            segments.push(seg.clone());
+            segments.push(seg);
+            at = piece_end;
         }
-        self.inflight = Some(Inflight {
+        self.inflight.push_back(Inflight {
             end,
-            ops_left: n_ops,
+            ops_left: ops,
             durable: sync,
+            partial: !end.is_multiple_of(PAGE as u64),
             _segments: segments,
+            _iovecs: iovecs,
         });
+        self.submitted_end = end;
     }
 
     /// ASYNC_FLUSH: fdatasync everything written, every flush_interval.
@@ -549,7 +600,7 @@ impl Writer {
             return false;
         }
         let failed = self.stopped_reason();
-        let idle = self.inflight.is_none() && self.fsync_inflight.is_none();
+        let idle = self.inflight.is_empty() && self.fsync_inflight.is_none();
         if failed.is_some() && idle {
             if let Some(tx) = self.shutdown.take() {
                 let _ = tx.send(Err(Error::WriterStopped(failed.unwrap_or_default())));
@@ -566,7 +617,7 @@ impl Writer {
     }
 
     fn wait(&mut self, blocked: bool) {
-        let busy = self.inflight.is_some() || self.fsync_inflight.is_some();
+        let busy = !self.inflight.is_empty() || self.fsync_inflight.is_some();
         if !self.wake_armed {
             let fd = self.shared.doorbell.raw_fd();
             let buf: *mut u64 = &mut *self.wake_buf;
@@ -575,13 +626,16 @@ impl Writer {
             unsafe { self.ring.push_eventfd_read(fd, buf, OP_WAKE) };
             self.wake_armed = true;
         }
-        let timeout = self.next_timeout();
         if blocked && !busy {
             // Waiting for room with nothing in flight cannot happen: room only needs
             // written pages, and maybe_write just submitted them.
             self.ring.submit_and_wait(0, None).ok();
             return;
         }
+        if self.spin_for_work(blocked) {
+            return;
+        }
+        let timeout = self.next_timeout();
         self.shared.doorbell.going_to_sleep();
         if self.stash.is_none() && self.has_queued() {
             self.shared.doorbell.awake();
@@ -592,6 +646,33 @@ impl Writer {
             self.fail(format!("io_uring_enter failed: {e}"));
         }
         self.shared.doorbell.awake();
+    }
+
+    /// Submits what is queued, then polls for a completion or a new command for up to
+    /// `writer_spin`. Returns true if there is something to do.
+    fn spin_for_work(&mut self, blocked: bool) -> bool {
+        let spin = self.shared.cfg.writer_spin;
+        if spin.is_zero() {
+            return false;
+        }
+        if let Err(e) = self.ring.submit_and_wait(0, None) {
+            self.fail(format!("io_uring_enter failed: {e}"));
+            return true;
+        }
+        let until = Instant::now() + spin;
+        loop {
+            if self.ring.has_completions()
+                || (!blocked && self.stash.is_none() && self.has_queued())
+            {
+                return true;
+            }
+            if Instant::now() >= until {
+                return false;
+            }
+            for _ in 0..64 {
+                std::hint::spin_loop();
+            }
+        }
     }
 
     /// Whether a command is waiting in the queue (peeks by taking it into the stash).
@@ -628,7 +709,7 @@ impl Writer {
         for cqe in cqes.drain(..) {
             match cqe.user_data & OP_MASK {
                 OP_WAKE => self.wake_armed = false,
-                OP_WRITE => self.on_write(cqe.result),
+                OP_WRITE => self.on_write(cqe.user_data & WRITE_ID_MASK, cqe.result),
                 OP_FSYNC => self.on_fsync(cqe.result),
                 other => debug_assert!(false, "unknown completion kind {other:#x}"),
             }
@@ -636,7 +717,7 @@ impl Writer {
         self.completions = cqes;
     }
 
-    fn on_write(&mut self, result: i32) {
+    fn on_write(&mut self, id: u64, result: i32) {
         let result = if result >= 0 && faults::write_should_fail() {
             -libc::EIO
         } else {
@@ -649,23 +730,32 @@ impl Writer {
                 self.current.path.display()
             ));
         }
-        let Some(batch) = self.inflight.as_mut() else {
+        let index = id.wrapping_sub(self.first_write_id) as usize;
+        let Some(write) = self.inflight.get_mut(index) else {
+            debug_assert!(false, "completion for unknown write {id}");
             return;
         };
-        batch.ops_left -= 1;
-        if batch.ops_left > 0 {
-            return;
+        write.ops_left -= 1;
+        // Writes complete in any order; write_end moves over the completed prefix.
+        let mut written = None;
+        while self.inflight.front().is_some_and(|w| w.ops_left == 0) {
+            let w = self.inflight.pop_front().expect("front exists");
+            self.first_write_id += 1;
+            written = Some((w.end, w.durable));
         }
-        let batch = self.inflight.take().expect("in-flight batch");
+        if self.inflight.is_empty() && self.failed.is_some() {
+            self.submitted_end = self.write_end;
+        }
+        let Some((end, durable)) = written else {
+            return;
+        };
         if self.failed.is_some() {
             return;
         }
-        self.write_end = batch.end;
-        self.shared
-            .progress
-            .publish(Level::Write, self.write_end as i64);
-        if batch.durable {
-            self.set_durable(batch.end);
+        self.write_end = end;
+        self.shared.progress.publish(Level::Write, end as i64);
+        if durable {
+            self.set_durable(end);
         }
     }
 

@@ -52,6 +52,20 @@ pub fn preallocate(file: &File, path: &Path, len: u64) -> Result<()> {
     Ok(())
 }
 
+/// Writes zeros over `[0, len)` of an O_DIRECT `file` and makes them durable, so the
+/// extents are "written" and later overwrites change no metadata.
+pub fn write_zeros(file: &File, path: &Path, len: u64) -> Result<()> {
+    let zeros = AlignedBuf::new(1 << 20);
+    let mut at = 0u64;
+    while at < len {
+        let n = (zeros.len() as u64).min(len - at) as usize;
+        file.write_all_at(&zeros.as_slice()[..n], at)
+            .map_err(|e| Error::io(format!("zero-fill {}", path.display()), e))?;
+        at += n as u64;
+    }
+    sync_data(file, path)
+}
+
 /// Makes `[from, to)` of `file` read as zeros (used when recovery cuts a torn tail).
 pub fn zero_range(file: &File, path: &Path, from: u64, to: u64) -> Result<()> {
     if to <= from {

@@ -106,6 +106,37 @@ impl WriterRing {
         unsafe { self.push(entry.user_data(user_data)) };
     }
 
+    /// Queues one vectored write of `iovecs` to `fd` at `offset` (one device flush under
+    /// `dsync`, where two separate writes would each flush).
+    ///
+    /// # Safety
+    /// The iovec array and every buffer it names must stay valid and unchanged until this
+    /// operation's completion is reaped.
+    #[allow(clippy::too_many_arguments)]
+    pub unsafe fn push_writev(
+        &mut self,
+        fd: RawFd,
+        iovecs: *const libc::iovec,
+        count: u32,
+        offset: u64,
+        dsync: bool,
+        link: bool,
+        user_data: u64,
+    ) {
+        let flags = if dsync { libc::RWF_DSYNC } else { 0 };
+        let entry = opcode::Writev::new(types::Fd(fd), iovecs, count)
+            .offset(offset)
+            .rw_flags(flags)
+            .build();
+        let entry = if link {
+            entry.flags(io_uring::squeue::Flags::IO_LINK)
+        } else {
+            entry
+        };
+        // SAFETY: the caller keeps the iovecs and their buffers alive until completion.
+        unsafe { self.push(entry.user_data(user_data)) };
+    }
+
     /// Queues an fdatasync of `fd`.
     pub fn push_fdatasync(&mut self, fd: RawFd, user_data: u64) {
         let entry = opcode::Fsync::new(types::Fd(fd))
@@ -163,6 +194,11 @@ impl WriterRing {
             }
             Err(e) => Err(e),
         }
+    }
+
+    /// Whether completions are waiting to be reaped (no syscall).
+    pub fn has_completions(&mut self) -> bool {
+        !self.ring.completion().is_empty()
     }
 
     /// Moves every available completion into `out`.

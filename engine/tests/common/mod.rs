@@ -18,6 +18,8 @@ pub fn small_config(root: &Path, flush: FlushMode) -> StoreConfig {
     cfg.commitlog.max_message_size = 16 * 1024;
     cfg.commitlog.flush_mode = flush;
     cfg.commitlog.flush_interval = Duration::from_millis(20);
+    // Tests share 2 cores: no busy-polling writers.
+    cfg.commitlog.writer_spin = Duration::ZERO;
     cfg.cq_entries_per_file = 64;
     cfg.checkpoint_interval = Duration::from_millis(50);
     cfg
