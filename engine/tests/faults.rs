@@ -10,8 +10,12 @@ use common::*;
 use ringmq_engine::commitlog::{FlushMode, PutStatus};
 use ringmq_engine::io::faults;
 
+/// The fault switches are process-wide: one test at a time.
+static SERIAL: std::sync::Mutex<()> = std::sync::Mutex::new(());
+
 #[test]
 fn disk_full_then_write_failure() {
+    let _serial = SERIAL.lock().unwrap_or_else(|e| e.into_inner());
     let dir = tempfile::tempdir_in(env!("CARGO_TARGET_TMPDIR")).unwrap();
     let mut acked = Vec::new();
     {
@@ -72,4 +76,34 @@ fn disk_full_then_write_failure() {
         };
         assert_eq!(seq_of(v.body()), *seq);
     }
+}
+
+#[test]
+fn stalled_disk_answers_flush_disk_timeout_and_keeps_the_record() {
+    let _serial = SERIAL.lock().unwrap_or_else(|e| e.into_inner());
+    let dir = tempfile::tempdir_in(env!("CARGO_TARGET_TMPDIR")).unwrap();
+    let mut cfg = small_config(dir.path(), FlushMode::Sync);
+    cfg.commitlog.sync_flush_timeout = Duration::from_millis(200);
+    let store = ringmq_engine::MessageStore::open(cfg).unwrap();
+    let before = store.put_blocking(vec![message("T", 0, 0, 100)]);
+    assert_eq!(before.status, PutStatus::Ok);
+    faults::pause_writes(true);
+    let started = std::time::Instant::now();
+    let stalled = store.put_blocking(vec![message("T", 0, 1, 100)]);
+    let waited = started.elapsed();
+    faults::pause_writes(false);
+    assert_eq!(stalled.status, PutStatus::FlushDiskTimeout);
+    assert!(
+        waited >= Duration::from_millis(200) && waited < Duration::from_secs(2),
+        "answered after {waited:?}"
+    );
+    // The record was stored (offsets assigned) and becomes durable once the disk moves.
+    assert_eq!(stalled.appended[0].queue_offset, 1);
+    assert!(store.commitlog().progress().wait(
+        ringmq_engine::commitlog::Level::Durable,
+        stalled.end_offset,
+        Duration::from_secs(5)
+    ));
+    let after = store.put_blocking(vec![message("T", 0, 2, 100)]);
+    assert_eq!(after.status, PutStatus::Ok);
 }

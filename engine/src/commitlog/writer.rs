@@ -453,7 +453,7 @@ impl Writer {
     /// page-aligned chunks pipelined up to MAX_INFLIGHT deep, the partial last page only
     /// when nothing else is in flight.
     fn maybe_write(&mut self) {
-        if self.failed.is_some() {
+        if self.failed.is_some() || faults::writes_paused() {
             return;
         }
         let sync = self.shared.cfg.flush_mode == FlushMode::Sync;

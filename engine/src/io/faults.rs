@@ -1,11 +1,12 @@
-//! Failure injection for tests: make the next preallocation report ENOSPC or the next
-//! CommitLog write fail with EIO, so the error paths can be driven deterministically.
+//! Failure injection for tests: make the next preallocation report ENOSPC, the next
+//! CommitLog write fail with EIO, or writes stall, so the error paths can be driven deterministically.
 //! In production nothing sets these and each check is one relaxed atomic load.
 
 use std::sync::atomic::{AtomicU32, Ordering};
 
 static PREALLOCATE_ENOSPC: AtomicU32 = AtomicU32::new(0);
 static WRITE_EIO: AtomicU32 = AtomicU32::new(0);
+static WRITES_PAUSED: AtomicU32 = AtomicU32::new(0);
 
 /// The next `n` segment preallocations fail with ENOSPC.
 pub fn fail_preallocations(n: u32) {
@@ -15,6 +16,15 @@ pub fn fail_preallocations(n: u32) {
 /// The next `n` CommitLog write completions are turned into EIO.
 pub fn fail_writes(n: u32) {
     WRITE_EIO.store(n, Ordering::SeqCst);
+}
+
+/// While paused the writer submits no CommitLog writes (a stalled device).
+pub fn pause_writes(paused: bool) {
+    WRITES_PAUSED.store(paused as u32, Ordering::SeqCst);
+}
+
+pub(crate) fn writes_paused() -> bool {
+    WRITES_PAUSED.load(Ordering::Relaxed) != 0
 }
 
 fn take(counter: &AtomicU32) -> bool {
