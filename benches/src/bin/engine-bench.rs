@@ -15,10 +15,10 @@ use clap::Parser;
 use hdrhistogram::Histogram;
 use ringmq_benches::ceiling::{direct_write, sync_write};
 use ringmq_benches::report::Table;
+use ringmq_engine::commitlog::recovery;
 use ringmq_engine::commitlog::{
     AppendRequest, CommitLog, CommitLogConfig, FlushMode, PutStatus, SyncMethod,
 };
-use ringmq_engine::commitlog::recovery;
 use ringmq_engine::record::{encode_properties, MessageToStore};
 use ringmq_engine::{MessageStore, StoreConfig};
 
@@ -166,10 +166,20 @@ fn main() {
     if args.recovery_mib > 0 {
         let r = recovery_time(&dir, &args);
         let mut t = Table::new("crash recovery: no checkpoint, abort marker present (scan, CRC-verify, re-dispatch everything)");
-        t.row("log recovered", r.bytes as f64 / (1 << 20) as f64, "MiB", None);
+        t.row(
+            "log recovered",
+            r.bytes as f64 / (1 << 20) as f64,
+            "MiB",
+            None,
+        );
         t.row("records re-indexed", r.records as f64, "msgs", None);
         t.row("recovery time", r.secs, "s", None);
-        t.row("recovery rate", r.bytes as f64 / r.secs / 1e6, "MB/s", Some(ceiling.mb_per_s));
+        t.row(
+            "recovery rate",
+            r.bytes as f64 / r.secs / 1e6,
+            "MB/s",
+            Some(ceiling.mb_per_s),
+        );
         t.print();
     }
     if own_dir {
@@ -402,11 +412,17 @@ fn recovery_time(dir: &Path, args: &Args) -> Recovery {
     let store = MessageStore::open(config()).expect("recover");
     let secs = started.elapsed().as_secs_f64();
     let bytes = store.commitlog().max_offset() as u64;
-    let found: i64 = (0..8).map(|q| store.max_offset_in_queue("BenchTopic", q)).sum();
+    let found: i64 = (0..8)
+        .map(|q| store.max_offset_in_queue("BenchTopic", q))
+        .sum();
     assert_eq!(found as u64, records, "every record re-indexed");
     drop(store);
     let _ = std::fs::remove_dir_all(&root);
-    Recovery { bytes, records, secs }
+    Recovery {
+        bytes,
+        records,
+        secs,
+    }
 }
 
 /// Best effort: makes the recovery read the disk, not the page cache (needs root).

@@ -1,0 +1,164 @@
+//! The broker: shared state and the request processors, one file per area.
+//!
+//! | file | owns |
+//! | --- | --- |
+//! | `config` | `broker.conf` keys, defaults, validation |
+//! | `topics` | topic table, auto-creation, route and cluster views |
+//! | `send` | SEND_MESSAGE, SEND_MESSAGE_V2, SEND_BATCH_MESSAGE: decode, store, answer |
+//! | `pull` | PULL_MESSAGE and long polling |
+//! | `offsets` | consumer offsets and queue offset queries |
+//! | `clients` | HEART_BEAT, UNREGISTER_CLIENT, GET_CONSUMER_LIST_BY_GROUP |
+//! | `admin` | topic admin, GET_ALL_*, route, cluster and runtime info |
+//! | `route` | which processor serves which request code |
+//!
+//! Processors run on the network cores; appends go to the engine's writer thread and come
+//! back as completions (see `send`).
+
+pub mod admin;
+pub mod clients;
+pub mod config;
+pub mod offsets;
+pub mod pull;
+pub mod route;
+pub mod send;
+pub mod topics;
+
+use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
+use std::sync::{Arc, Mutex};
+use std::thread::JoinHandle;
+use std::time::{Duration, Instant};
+
+use ringmq_engine::commitlog::{FlushMode, SyncMethod};
+use ringmq_engine::meta::{
+    ConsumerOffsetStore, DelayOffsetStore, SubscriptionGroupStore, TopicStore,
+};
+use ringmq_engine::{MessageStore, StoreConfig};
+
+pub use config::{BrokerConfig, BrokerRole, ConfigError};
+
+use clients::ClientRegistry;
+use pull::PullHold;
+use topics::Topics;
+
+/// Counters for GET_BROKER_RUNTIME_INFO and the logs.
+#[derive(Default)]
+pub struct Stats {
+    pub msgs_put: AtomicU64,
+    pub msgs_got: AtomicU64,
+    pub put_errors: AtomicU64,
+}
+
+pub struct Broker {
+    pub cfg: BrokerConfig,
+    pub store: Arc<MessageStore>,
+    pub topics: Topics,
+    pub consumer_offsets: ConsumerOffsetStore,
+    pub subscription_groups: SubscriptionGroupStore,
+    pub delay_offsets: DelayOffsetStore,
+    pub clients: ClientRegistry,
+    pub holds: Arc<PullHold>,
+    pub stats: Stats,
+    pub started: Instant,
+    stopping: Arc<AtomicBool>,
+    housekeeping: Mutex<Option<JoinHandle<()>>>,
+}
+
+/// How often committed consumer offsets are written to `consumerOffset.json`
+/// (RocketMQ's flushConsumerOffsetInterval).
+const OFFSET_PERSIST_INTERVAL: Duration = Duration::from_secs(5);
+
+impl Broker {
+    /// Opens the store (recovering it if needed) and the metadata files.
+    pub fn open(cfg: BrokerConfig) -> Result<Arc<Broker>, ringmq_engine::Error> {
+        let holds = Arc::new(PullHold::default());
+        let mut sc = StoreConfig::new(&cfg.store_path_root_dir);
+        sc.commitlog.segment_size = cfg.mapped_file_size_commit_log;
+        sc.commitlog.flush_mode = if cfg.sync_flush {
+            FlushMode::Sync
+        } else {
+            FlushMode::Async
+        };
+        sc.commitlog.sync_method = SyncMethod::Dsync;
+        sc.commitlog.sync_flush_timeout = cfg.sync_flush_timeout;
+        sc.commitlog.flush_interval = cfg.flush_interval_commit_log;
+        sc.commitlog.max_message_size = cfg.max_message_size;
+        sc.commitlog.ring_capacity = cfg.tail_ring_bytes;
+        sc.commitlog.store_host = cfg.broker_addr();
+        sc.commitlog.writer_core = cfg.pin_threads.then_some(cfg.writer_core);
+        sc.commitlog.writer_spin = if cfg.pin_threads {
+            Duration::from_micros(cfg.writer_spin_us)
+        } else {
+            Duration::ZERO
+        };
+        sc.cq_entries_per_file = (cfg.mapped_file_size_consume_queue / 20) as usize;
+        sc.dispatch_core = cfg.pin_threads.then_some(cfg.dispatch_core);
+        sc.listener = Some(holds.clone());
+        let store = Arc::new(MessageStore::open(sc)?);
+        let config_dir = cfg.store_path_root_dir.join("config");
+        std::fs::create_dir_all(&config_dir)
+            .map_err(|e| ringmq_engine::Error::io(format!("create {}", config_dir.display()), e))?;
+        let broker = Arc::new(Broker {
+            topics: Topics::new(TopicStore::load(&config_dir)?, &cfg)?,
+            consumer_offsets: ConsumerOffsetStore::load(&config_dir)?,
+            subscription_groups: SubscriptionGroupStore::load(&config_dir)?,
+            delay_offsets: DelayOffsetStore::load(&config_dir)?,
+            clients: ClientRegistry::default(),
+            holds,
+            stats: Stats::default(),
+            started: Instant::now(),
+            stopping: Arc::new(AtomicBool::new(false)),
+            housekeeping: Mutex::new(None),
+            store,
+            cfg,
+        });
+        let weak = Arc::downgrade(&broker);
+        let stopping = broker.stopping.clone();
+        let handle = std::thread::Builder::new()
+            .name("ringmq-broker-housekeeping".into())
+            .spawn(move || {
+                let mut last = Instant::now();
+                while !stopping.load(Ordering::Acquire) {
+                    std::thread::sleep(Duration::from_millis(100));
+                    if last.elapsed() < OFFSET_PERSIST_INTERVAL {
+                        continue;
+                    }
+                    last = Instant::now();
+                    let Some(b) = weak.upgrade() else { break };
+                    if let Err(e) = b.consumer_offsets.persist() {
+                        tracing::error!(error = %e, "persisting consumer offsets failed");
+                    }
+                    b.clients.expire_idle();
+                }
+            })
+            .map_err(|e| ringmq_engine::Error::io("spawn broker housekeeping", e))?;
+        *broker.housekeeping.lock().expect("housekeeping lock") = Some(handle);
+        Ok(broker)
+    }
+
+    pub fn is_stopping(&self) -> bool {
+        self.stopping.load(Ordering::Acquire)
+    }
+
+    /// Stops accepting work, persists metadata and shuts the store down cleanly
+    /// (everything appended is made durable and the checkpoint written).
+    pub fn shutdown(&self) -> Result<(), ringmq_engine::Error> {
+        if self.stopping.swap(true, Ordering::AcqRel) {
+            return Ok(());
+        }
+        self.holds.wake_all();
+        if let Some(h) = self.housekeeping.lock().expect("housekeeping lock").take() {
+            let _ = h.join();
+        }
+        let meta = [
+            self.consumer_offsets.persist(),
+            self.topics.store().persist(),
+            self.subscription_groups.persist(),
+            self.delay_offsets.persist(),
+        ];
+        let store = self.store.shutdown();
+        meta.into_iter()
+            .find(|r| r.is_err())
+            .unwrap_or(Ok(()))
+            .and(store)
+    }
+}

@@ -1,0 +1,102 @@
+//! The network loops: one thread per configured core, each running its own io_uring
+//! (tokio-uring, current-thread) with its own SO_REUSEPORT listener on the broker port,
+//! so the kernel spreads connections over the cores and a connection stays on one core.
+//!
+//! | file | owns |
+//! | --- | --- |
+//! | `listener` | SO_REUSEPORT listening sockets |
+//! | `conn` | one connection: read and decode loop, per-turn send batching, writer task |
+
+mod conn;
+mod listener;
+
+use std::io;
+use std::net::SocketAddr;
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::Arc;
+use std::thread::JoinHandle;
+use std::time::{Duration, Instant};
+
+use tokio::sync::watch;
+
+use crate::broker::Broker;
+
+pub struct Server {
+    local_addr: SocketAddr,
+    stop: watch::Sender<bool>,
+    threads: Vec<JoinHandle<()>>,
+    broker: Arc<Broker>,
+}
+
+static NEXT_CONN_ID: AtomicU64 = AtomicU64::new(1);
+
+impl Server {
+    /// Binds `listenPort` (0 picks a free port) on the configured cores and starts serving.
+    pub fn start(broker: Arc<Broker>) -> io::Result<Server> {
+        let cfg = &broker.cfg;
+        let first = listener::reuse_port_listener(SocketAddr::new(cfg.broker_ip, cfg.listen_port))?;
+        let local_addr = first.local_addr()?;
+        let mut listeners = vec![first];
+        for _ in 1..cfg.net_cores.len() {
+            listeners.push(listener::reuse_port_listener(local_addr)?);
+        }
+        let (stop, stop_rx) = watch::channel(false);
+        let mut threads = Vec::new();
+        for (i, std_listener) in listeners.into_iter().enumerate() {
+            let core = cfg.net_cores[i];
+            let pin = cfg.pin_threads;
+            let b = broker.clone();
+            let mut stop_rx = stop_rx.clone();
+            let thread = std::thread::Builder::new().name(format!("ringmq-net-{i}")).spawn(move || {
+                if pin && !core_affinity::set_for_current(core_affinity::CoreId { id: core }) {
+                    tracing::warn!(core, "could not pin network loop");
+                }
+                tokio_uring::start(async move {
+                    let listener = tokio_uring::net::TcpListener::from_std(std_listener);
+                    loop {
+                        tokio::select! {
+                            accepted = listener.accept() => match accepted {
+                                Ok((stream, peer)) => {
+                                    let id = NEXT_CONN_ID.fetch_add(1, Ordering::Relaxed);
+                                    tokio_uring::spawn(conn::serve(b.clone(), stream, peer, id));
+                                }
+                                Err(e) => {
+                                    tracing::warn!(error = %e, "accept failed");
+                                    tokio::time::sleep(Duration::from_millis(10)).await;
+                                }
+                            },
+                            _ = stop_rx.changed() => break,
+                        }
+                    }
+                    // Give in-flight requests a moment to be answered before the loop ends.
+                    let deadline = Instant::now() + Duration::from_secs(2);
+                    while crate::broker::send::pending() > 0 && Instant::now() < deadline {
+                        tokio::time::sleep(Duration::from_millis(5)).await;
+                    }
+                });
+            })?;
+            threads.push(thread);
+        }
+        tracing::info!(addr = %local_addr, cores = ?broker.cfg.net_cores, "serving RocketMQ remoting");
+        Ok(Server {
+            local_addr,
+            stop,
+            threads,
+            broker,
+        })
+    }
+
+    pub fn local_addr(&self) -> SocketAddr {
+        self.local_addr
+    }
+
+    /// Stops accepting, lets in-flight sends finish (briefly), closes every connection,
+    /// then shuts the broker down cleanly.
+    pub fn shutdown(mut self) -> Result<(), ringmq_engine::Error> {
+        let _ = self.stop.send(true);
+        for t in self.threads.drain(..) {
+            let _ = t.join();
+        }
+        self.broker.shutdown()
+    }
+}
