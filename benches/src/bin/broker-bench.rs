@@ -23,7 +23,9 @@ use ringmq_net::server::Server;
 use ringmq_net::SerializeType;
 
 #[derive(Parser)]
-#[command(about = "Broker produce throughput and latency over loopback beside the loopback round trip")]
+#[command(
+    about = "Broker produce throughput and latency over loopback beside the loopback round trip"
+)]
 struct Args {
     /// Measure this broker instead of starting one (host:port).
     #[arg(long)]
@@ -80,7 +82,10 @@ fn main() {
             (Some(server), addr)
         }
     };
-    println!("broker-bench against {addr} ({} headers, {} B bodies)", args.header, args.body);
+    println!(
+        "broker-bench against {addr} ({} headers, {} B bodies)",
+        args.header, args.body
+    );
     let body = Bytes::from(vec![b'x'; args.body]);
     // Warm up: creates the topic and its queues.
     throughput(&addr, &body, 1, args.inflight, 0.5, serialize_type);
@@ -92,10 +97,23 @@ fn main() {
     let mut t = Table::new("produce throughput, 1 KiB bodies");
     t.row("1 connection", conn1.msgs_per_s, "msgs/s", None);
     t.row("16 connections", conn16.msgs_per_s, "msgs/s", None);
-    t.row("16 connections", conn16.msgs_per_s * args.body as f64 / 1e6, "MB/s (bodies)", None);
-    t.row("errors", (conn1.errors + conn16.errors) as f64, "sends", None);
+    t.row(
+        "16 connections",
+        conn16.msgs_per_s * args.body as f64 / 1e6,
+        "MB/s (bodies)",
+        None,
+    );
+    t.row(
+        "errors",
+        (conn1.errors + conn16.errors) as f64,
+        "sends",
+        None,
+    );
     t.print();
-    let mut t = Table::new(format!("produce latency at {} msgs/s offered (open loop; us; ceiling = loopback RTT)", args.rate));
+    let mut t = Table::new(format!(
+        "produce latency at {} msgs/s offered (open loop; us; ceiling = loopback RTT)",
+        args.rate
+    ));
     t.latency_rows("send", &lat.latency_us, 1.0, "us", Some(&scaled(&rtt)));
     t.row("achieved rate", lat.achieved_per_s, "msgs/s", None);
     t.row("errors", lat.errors as f64, "sends", None);
@@ -126,18 +144,30 @@ struct Throughput {
 }
 
 fn producer(addr: &str, inflight: usize, st: SerializeType) -> Producer {
-    let opts = ProducerOptions { max_in_flight: inflight, serialize_type: st, ..Default::default() };
+    let opts = ProducerOptions {
+        max_in_flight: inflight,
+        serialize_type: st,
+        ..Default::default()
+    };
     Producer::connect_with(addr, "bench_producer", opts).expect("connect producer")
 }
 
-fn throughput(addr: &str, body: &Bytes, conns: usize, inflight: usize, secs: f64, st: SerializeType) -> Throughput {
+fn throughput(
+    addr: &str,
+    body: &Bytes,
+    conns: usize,
+    inflight: usize,
+    secs: f64,
+    st: SerializeType,
+) -> Throughput {
     let ok = Arc::new(AtomicU64::new(0));
     let errors = Arc::new(AtomicU64::new(0));
     let started = Instant::now();
     let deadline = started + Duration::from_secs_f64(secs);
     let threads: Vec<_> = (0..conns)
         .map(|_| {
-            let (addr, body, ok, errors) = (addr.to_string(), body.clone(), ok.clone(), errors.clone());
+            let (addr, body, ok, errors) =
+                (addr.to_string(), body.clone(), ok.clone(), errors.clone());
             std::thread::spawn(move || {
                 let p = producer(&addr, inflight, st);
                 while Instant::now() < deadline {
@@ -160,7 +190,10 @@ fn throughput(addr: &str, body: &Bytes, conns: usize, inflight: usize, secs: f64
         t.join().expect("producer thread");
     }
     let secs = started.elapsed().as_secs_f64();
-    Throughput { msgs_per_s: ok.load(Ordering::Relaxed) as f64 / secs, errors: errors.load(Ordering::Relaxed) }
+    Throughput {
+        msgs_per_s: ok.load(Ordering::Relaxed) as f64 / secs,
+        errors: errors.load(Ordering::Relaxed),
+    }
 }
 
 struct Latency {
@@ -171,7 +204,9 @@ struct Latency {
 
 fn fixed_rate(addr: &str, body: &Bytes, rate: u64, secs: f64, st: SerializeType) -> Latency {
     let p = producer(addr, 4096, st);
-    let hist = Arc::new(Mutex::new(Histogram::<u64>::new_with_bounds(1, 60_000_000, 3).expect("histogram")));
+    let hist = Arc::new(Mutex::new(
+        Histogram::<u64>::new_with_bounds(1, 60_000_000, 3).expect("histogram"),
+    ));
     let errors = Arc::new(AtomicU64::new(0));
     let total = (rate as f64 * secs) as u64;
     let interval = Duration::from_secs_f64(1.0 / rate as f64);
@@ -193,7 +228,10 @@ fn fixed_rate(addr: &str, body: &Bytes, rate: u64, secs: f64, st: SerializeType)
             // Latency from the scheduled send time: a stall shows up in full.
             let us = scheduled.elapsed().as_micros() as u64;
             if r.is_ok() {
-                hist2.lock().expect("histogram").saturating_record(us.max(1));
+                hist2
+                    .lock()
+                    .expect("histogram")
+                    .saturating_record(us.max(1));
             } else {
                 errors2.fetch_add(1, Ordering::Relaxed);
             }
@@ -205,5 +243,9 @@ fn fixed_rate(addr: &str, body: &Bytes, rate: u64, secs: f64, st: SerializeType)
     p.flush(Duration::from_secs(30));
     let elapsed = start.elapsed().as_secs_f64();
     let latency_us = hist.lock().expect("histogram").clone();
-    Latency { achieved_per_s: latency_us.len() as f64 / elapsed, latency_us, errors: errors.load(Ordering::Relaxed) }
+    Latency {
+        achieved_per_s: latency_us.len() as f64 / elapsed,
+        latency_us,
+        errors: errors.load(Ordering::Relaxed),
+    }
 }

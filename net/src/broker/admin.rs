@@ -457,38 +457,15 @@ fn human_readable_bytes(bytes: u64) -> String {
 
 #[cfg(test)]
 mod tests {
-    use std::sync::Arc;
 
     use ringmq_engine::meta::{
         ConsumerOffsetSerializeWrapper, SubscriptionGroupWrapper, PERM_READ, PERM_WRITE,
     };
     use serde_json::Value;
 
-    use super::super::BrokerConfig;
     use super::*;
+    use crate::broker::test_support::{broker_with, request};
     use crate::codes::request_code as rq;
-
-    fn open(auto_create_topic: bool) -> (tempfile::TempDir, Arc<Broker>) {
-        let dir = tempfile::tempdir().unwrap();
-        let cfg = BrokerConfig {
-            store_path_root_dir: dir.path().to_path_buf(),
-            pin_threads: false,
-            mapped_file_size_commit_log: 1 << 20,
-            tail_ring_bytes: 8 << 20,
-            auto_create_topic_enable: auto_create_topic,
-            ..Default::default()
-        };
-        let b = Broker::open(cfg).unwrap();
-        (dir, b)
-    }
-
-    fn request(code: i32, fields: &[(&str, &str)]) -> RemotingCommand {
-        fields
-            .iter()
-            .fold(RemotingCommand::request(code), |r, (k, v)| {
-                r.with_ext(*k, v)
-            })
-    }
 
     fn body_json(resp: &RemotingCommand) -> Value {
         assert_eq!(resp.code, rs::SUCCESS, "{:?}", resp.remark);
@@ -515,7 +492,7 @@ mod tests {
 
     #[test]
     fn create_update_and_list_topics() {
-        let (_dir, b) = open(true);
+        let (_dir, b) = broker_with(|c| c.auto_create_topic_enable = true);
         let r = create(&b, "Orders", &[]);
         assert_eq!((r.code, r.remark.as_deref()), (rs::SUCCESS, None));
         assert!(r.ext_fields.is_empty() && r.body.is_empty());
@@ -625,7 +602,7 @@ mod tests {
 
     #[test]
     fn route_and_cluster_info() {
-        let (_dir, b) = open(true);
+        let (_dir, b) = broker_with(|c| c.auto_create_topic_enable = true);
         create(&b, "Orders", &[]);
         let req = request(rq::GET_ROUTEINFO_BY_TOPIC, &[("topic", "Orders")]);
         let route = body_json(&get_route_info_by_topic(&b, &req).unwrap());
@@ -663,7 +640,7 @@ mod tests {
         );
         b.shutdown().unwrap();
 
-        let (_dir, b) = open(false);
+        let (_dir, b) = broker_with(|c| c.auto_create_topic_enable = false);
         let req = request(rq::GET_ROUTEINFO_BY_TOPIC, &[("topic", "NotYet")]);
         let r = get_route_info_by_topic(&b, &req).unwrap();
         assert_eq!(r.code, rs::TOPIC_NOT_EXIST);
@@ -677,7 +654,7 @@ mod tests {
 
     #[test]
     fn get_all_tables_and_runtime_info() {
-        let (_dir, b) = open(true);
+        let (_dir, b) = broker_with(|c| c.auto_create_topic_enable = true);
         b.consumer_offsets.commit("G1", "T1", 0, 42);
         b.delay_offsets.set(3, 9);
         b.subscription_groups.get_or_create("G1", true).unwrap();

@@ -621,27 +621,13 @@ pub fn get_consumer_list_by_group(
 
 #[cfg(test)]
 mod tests {
-    use std::sync::Arc;
 
     use ringmq_engine::meta::{PERM_READ, PERM_WRITE};
     use serde_json::Value;
     use tokio::sync::mpsc::{unbounded_channel, UnboundedReceiver};
 
-    use super::super::BrokerConfig;
     use super::*;
-
-    fn broker() -> (tempfile::TempDir, Arc<Broker>) {
-        let dir = tempfile::tempdir().unwrap();
-        let cfg = BrokerConfig {
-            store_path_root_dir: dir.path().to_path_buf(),
-            pin_threads: false,
-            mapped_file_size_commit_log: 1 << 20,
-            tail_ring_bytes: 8 << 20,
-            ..Default::default()
-        };
-        let b = Broker::open(cfg).unwrap();
-        (dir, b)
-    }
+    use crate::broker::test_support::{broker, broker_with};
 
     fn conn(id: u64) -> (ConnInfo, UnboundedReceiver<Outgoing>) {
         let (tx, rx) = unbounded_channel();
@@ -933,16 +919,7 @@ mod tests {
 
     #[test]
     fn broadcasting_groups_and_unknown_groups_are_not_notified() {
-        let dir = tempfile::tempdir().unwrap();
-        let cfg = BrokerConfig {
-            store_path_root_dir: dir.path().to_path_buf(),
-            pin_threads: false,
-            mapped_file_size_commit_log: 1 << 20,
-            tail_ring_bytes: 8 << 20,
-            auto_create_subscription_group: false,
-            ..Default::default()
-        };
-        let b = Broker::open(cfg).unwrap();
+        let (_dir, b) = broker_with(|c| c.auto_create_subscription_group = false);
         let (c1, mut rx1) = conn(1);
         // No auto-creation: the consumer of an unknown group is ignored, no retry topic.
         assert_eq!(

@@ -21,6 +21,8 @@ pub mod offsets;
 pub mod pull;
 pub mod route;
 pub mod send;
+#[cfg(test)]
+mod test_support;
 pub mod topics;
 
 use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};

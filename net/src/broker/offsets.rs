@@ -190,37 +190,16 @@ pub fn search_offset_by_timestamp(
 
 #[cfg(test)]
 mod tests {
-    use std::sync::Arc;
+
     use std::time::Duration;
 
     use ringmq_engine::commitlog::PutStatus;
     use ringmq_engine::meta::{TopicConfig, PERM_READ, PERM_WRITE};
     use ringmq_engine::record::MessageToStore;
 
-    use super::super::BrokerConfig;
     use super::*;
+    use crate::broker::test_support::{broker, request};
     use crate::codes::request_code as rq;
-
-    fn broker() -> (tempfile::TempDir, Arc<Broker>) {
-        let dir = tempfile::tempdir().unwrap();
-        let cfg = BrokerConfig {
-            store_path_root_dir: dir.path().to_path_buf(),
-            pin_threads: false,
-            mapped_file_size_commit_log: 1 << 20,
-            tail_ring_bytes: 8 << 20,
-            ..Default::default()
-        };
-        let b = Broker::open(cfg).unwrap();
-        (dir, b)
-    }
-
-    fn request(code: i32, fields: &[(&str, &str)]) -> RemotingCommand {
-        fields
-            .iter()
-            .fold(RemotingCommand::request(code), |r, (k, v)| {
-                r.with_ext(*k, v)
-            })
-    }
 
     fn put(b: &Broker, topic: &str, queue_id: i32) {
         let o = b.store.put_blocking(vec![MessageToStore::new(
