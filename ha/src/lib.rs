@@ -1,1 +1,28 @@
-//! ringmq-ha: master/slave replication (see issue 4). Empty until the HA issue lands.
+//! ringmq-ha: RocketMQ-compatible master/slave replication (spec section 7, the classic
+//! `DefaultHAService` byte protocol) on top of `ringmq-engine`.
+//!
+//! | module | owns | runs on |
+//! | --- | --- | --- |
+//! | `config` | [`HaConfig`] (RocketMQ key names) | any |
+//! | `protocol` | the two HA frames: encoders, streaming decoders | master reader, slave session |
+//! | `slave_table` | [`SlaveTable`]: connected slaves, acked offsets, ack waiters | master readers write; any thread waits |
+//! | `transfer` | [`TransferPath`]: CommitLog range -> socket ([`CopyPath`] now; zero-copy later) | master senders |
+//! | `master` | [`HaMaster`]: accept, per-slave reader and sender threads | `ringmq-ha-*` threads |
+//! | `slave` | [`HaSlave`]: connect, receive, append with `put_raw`, report | `ringmq-ha-slave` |
+//!
+//! This first version uses std threads and blocking sockets; the io_uring HA core of
+//! ARCHITECTURE.md replaces them behind the same types.
+
+pub mod config;
+pub mod master;
+pub mod protocol;
+pub mod slave;
+pub mod slave_table;
+pub mod transfer;
+
+pub use config::{EmptySlaveStart, HaConfig};
+pub use master::{decide_start, HaMaster, StartDecision};
+pub use protocol::{FrameDecoder, ProtocolError, ReportDecoder, TransferFrame};
+pub use slave::HaSlave;
+pub use slave_table::{SlaveInfo, SlaveTable};
+pub use transfer::{CopyPath, TransferPath};

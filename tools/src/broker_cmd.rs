@@ -6,7 +6,7 @@ use std::collections::BTreeMap;
 use std::path::PathBuf;
 
 use clap::Args;
-use ringmq_net::broker::{Broker, BrokerConfig};
+use ringmq_net::broker::BrokerConfig;
 use ringmq_net::server::Server;
 
 use crate::signals;
@@ -105,14 +105,7 @@ fn start(args: BrokerArgs) -> Result<i32, String> {
         writer_core = cfg.writer_core,
         "effective broker configuration"
     );
-    let broker = Broker::open(cfg).map_err(|e| format!("cannot open the store: {e}"))?;
-    let server = match Server::start(broker.clone()) {
-        Ok(s) => s,
-        Err(e) => {
-            let _ = broker.shutdown();
-            return Err(format!("cannot listen: {e}"));
-        }
-    };
+    let server = Server::open(cfg).map_err(|e| e.to_string())?;
     // Machine-readable line for scripts and tests that start brokers on port 0.
     println!("ringmq broker listening on {}", server.local_addr());
     let sig = signals::wait_for_termination();

@@ -17,7 +17,7 @@ use clap::Parser;
 use hdrhistogram::Histogram;
 use ringmq_benches::ceiling::loopback;
 use ringmq_benches::report::{Percentiles, Table};
-use ringmq_net::broker::{Broker, BrokerConfig};
+use ringmq_net::broker::BrokerConfig;
 use ringmq_net::client::{Message, Producer, ProducerOptions};
 use ringmq_net::server::Server;
 use ringmq_net::SerializeType;
@@ -76,8 +76,7 @@ fn main() {
                 pin_threads: !args.no_pin,
                 ..Default::default()
             };
-            let broker = Broker::open(cfg).expect("open broker");
-            let server = Server::start(broker).expect("start broker");
+            let server = Server::open(cfg).expect("start broker");
             let addr = server.local_addr().to_string();
             (Some(server), addr)
         }

@@ -166,24 +166,12 @@ impl Topics {
             .map_err(|e| format!("cannot create topic {topic}: {e}"))
     }
 
-    /// RocketMQ's TopicRouteData for `topic` as served by this one broker group.
+    /// RocketMQ's TopicRouteData for `topic` as served by this one broker group; None
+    /// (TOPIC_NOT_EXIST) for an unknown topic, as a name server answers: producers then
+    /// take the TBW102 route, clamp its queue count to their defaultTopicQueueNums, and
+    /// the first send creates the topic with that count.
     pub fn route_json(&self, topic: &str, cfg: &BrokerConfig) -> Option<String> {
-        let info = self.get(topic).or_else(|| {
-            // Like a name server, answer for topics a producer may auto-create.
-            (self.auto_create && self.get(AUTO_CREATE_TOPIC).is_some()).then(|| {
-                let n = self.default_queue_nums.min(
-                    self.get(AUTO_CREATE_TOPIC)
-                        .map(|t| t.write_queues)
-                        .unwrap_or(4),
-                );
-                TopicInfo {
-                    read_queues: n,
-                    write_queues: n,
-                    perm: PERM_READ | PERM_WRITE,
-                    sys_flag: 0,
-                }
-            })
-        })?;
+        let info = self.get(topic)?;
         let addr = cfg.broker_addr().to_string();
         let body = json!({
             "orderTopicConf": null,
@@ -258,6 +246,10 @@ mod tests {
         assert!(topics
             .get_or_create_for_send("X", "NoSuchTemplate", 4)
             .is_err());
+        assert!(
+            topics.route_json("Unknown", &cfg).is_none(),
+            "unknown topics have no route"
+        );
         let route: serde_json::Value =
             serde_json::from_str(&topics.route_json("NewTopic", &cfg).unwrap()).unwrap();
         assert_eq!(route["queueDatas"][0]["writeQueueNums"], 4);

@@ -56,6 +56,7 @@ pub async fn serve(b: Arc<Broker>, stream: TcpStream, peer: SocketAddr, id: u64)
         loop {
             match decoder.decode(&mut buf) {
                 Ok(Some(cmd)) => {
+                    tracing::trace!(%peer, code = cmd.code, opaque = cmd.opaque, ext = ?cmd.ext_fields, "request");
                     if cmd.is_response() {
                         continue; // answers to our oneway notifications never come; ignore strays
                     }
@@ -137,6 +138,7 @@ fn encode(b: &Broker, item: Outgoing, out: &mut BytesMut) {
 }
 
 fn put(cmd: &RemotingCommand, out: &mut BytesMut) {
+    tracing::trace!(code = cmd.code, opaque = cmd.opaque, remark = ?cmd.remark, ext = ?cmd.ext_fields, "response");
     if let Err(e) = encode_frame(cmd, out) {
         tracing::error!(code = cmd.code, error = %e, "cannot encode response");
     }

@@ -30,16 +30,72 @@ pub struct Server {
 
 static NEXT_CONN_ID: AtomicU64 = AtomicU64::new(1);
 
-impl Server {
-    /// Binds `listenPort` (0 picks a free port) on the configured cores and starts serving.
-    pub fn start(broker: Arc<Broker>) -> io::Result<Server> {
-        let cfg = &broker.cfg;
+/// Why a broker could not start serving.
+#[derive(Debug)]
+pub enum ServeError {
+    /// The listening port could not be bound.
+    Bind(io::Error),
+    /// The store or its metadata could not be opened.
+    Store(ringmq_engine::Error),
+}
+
+impl std::fmt::Display for ServeError {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        match self {
+            ServeError::Bind(e) => write!(f, "cannot listen: {e}"),
+            ServeError::Store(e) => write!(f, "cannot open the store: {e}"),
+        }
+    }
+}
+
+impl std::error::Error for ServeError {}
+
+/// The listening sockets, one per network core, bound before the broker opens so that a
+/// `listenPort` of 0 is resolved first: the broker advertises its real address in routes
+/// and stamps it into every record's STOREHOST.
+pub struct Listeners {
+    sockets: Vec<std::net::TcpListener>,
+    local_addr: SocketAddr,
+}
+
+impl Listeners {
+    /// Binds `brokerIP1:listenPort` once per network core and writes the bound port back
+    /// into `cfg`.
+    pub fn bind(cfg: &mut crate::broker::BrokerConfig) -> io::Result<Listeners> {
         let first = listener::reuse_port_listener(SocketAddr::new(cfg.broker_ip, cfg.listen_port))?;
         let local_addr = first.local_addr()?;
-        let mut listeners = vec![first];
+        cfg.listen_port = local_addr.port();
+        let mut sockets = vec![first];
         for _ in 1..cfg.net_cores.len() {
-            listeners.push(listener::reuse_port_listener(local_addr)?);
+            sockets.push(listener::reuse_port_listener(local_addr)?);
         }
+        Ok(Listeners {
+            sockets,
+            local_addr,
+        })
+    }
+}
+
+impl Server {
+    /// Binds the port, opens the broker (recovering its store), and starts serving.
+    pub fn open(mut cfg: crate::broker::BrokerConfig) -> Result<Server, ServeError> {
+        let listeners = Listeners::bind(&mut cfg).map_err(ServeError::Bind)?;
+        let broker = Broker::open(cfg).map_err(ServeError::Store)?;
+        Server::start(broker, listeners).map_err(ServeError::Bind)
+    }
+
+    /// Serves `broker` on sockets bound with [`Listeners::bind`] from its configuration.
+    pub fn start(broker: Arc<Broker>, bound: Listeners) -> io::Result<Server> {
+        let cfg = &broker.cfg;
+        assert_eq!(
+            bound.local_addr.port(),
+            cfg.listen_port,
+            "listeners bound from another configuration"
+        );
+        let Listeners {
+            sockets: listeners,
+            local_addr,
+        } = bound;
         let (stop, stop_rx) = watch::channel(false);
         let mut threads = Vec::new();
         for (i, std_listener) in listeners.into_iter().enumerate() {

@@ -3,7 +3,7 @@
 
 use std::path::Path;
 
-use ringmq_net::broker::{Broker, BrokerConfig};
+use ringmq_net::broker::BrokerConfig;
 use ringmq_net::server::Server;
 
 pub struct TestBroker {
@@ -23,8 +23,7 @@ pub fn config(store: &Path) -> BrokerConfig {
 }
 
 pub fn start_with(cfg: BrokerConfig) -> TestBroker {
-    let broker = Broker::open(cfg).expect("broker opens");
-    let server = Server::start(broker).expect("server starts");
+    let server = Server::open(cfg).expect("broker serves");
     let addr = server.local_addr().to_string();
     TestBroker {
         server: Some(server),

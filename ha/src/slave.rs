@@ -1,0 +1,312 @@
+//! The slave side: one thread, `ringmq-ha-slave`, that connects to the master's HA
+//! port, reports its CommitLog end (spec 7.2) at once, after every append and at least
+//! every `haSendHeartbeatInterval`, receives transfer frames (spec 7.3) and appends them
+//! with `MessageStore::put_raw`, reporting only once the appends completed. On any error
+//! it closes the connection and retries every `reconnect_interval`, logging once per
+//! state change (connected, disconnected, first failed attempt), never in a loop.
+
+use std::io::{self, Read, Write};
+use std::net::{Shutdown, SocketAddr, TcpStream};
+use std::sync::atomic::{AtomicBool, AtomicI64, Ordering};
+use std::sync::mpsc::{self, Receiver};
+use std::sync::{Arc, Condvar, Mutex};
+use std::thread::JoinHandle;
+use std::time::{Duration, Instant};
+
+use ringmq_engine::commitlog::RawAppend;
+use ringmq_engine::MessageStore;
+
+use crate::config::HaConfig;
+use crate::protocol::{encode_report, FrameDecoder};
+
+/// Longest the session sleeps in a read before re-checking its timers.
+const TICK: Duration = Duration::from_millis(500);
+/// Longest the slave waits for the local writer to take one replicated chunk.
+const APPEND_TIMEOUT: Duration = Duration::from_secs(30);
+/// Socket read buffer: several frames per read, appended as one pipelined group.
+const READ_BUF: usize = 256 * 1024;
+
+/// A running HA slave. Dropping it stops it.
+pub struct HaSlave {
+    shared: Arc<Shared>,
+    thread: Mutex<Option<JoinHandle<()>>>,
+}
+
+struct Shared {
+    store: Arc<MessageStore>,
+    master: SocketAddr,
+    cfg: HaConfig,
+    stop: AtomicBool,
+    stop_lock: Mutex<()>,
+    stop_cv: Condvar,
+    /// The live connection, so `stop` can interrupt a blocking read.
+    socket: Mutex<Option<TcpStream>>,
+    acked: AtomicI64,
+    connected: AtomicBool,
+}
+
+impl HaSlave {
+    /// Starts following `master` (its HA address). Never fails: an unreachable master is
+    /// retried every `reconnect_interval`.
+    ///
+    /// # Panics
+    /// If the thread cannot be spawned.
+    pub fn start(store: Arc<MessageStore>, master: SocketAddr, cfg: HaConfig) -> HaSlave {
+        let shared = Arc::new(Shared {
+            store,
+            master,
+            cfg,
+            stop: AtomicBool::new(false),
+            stop_lock: Mutex::new(()),
+            stop_cv: Condvar::new(),
+            socket: Mutex::new(None),
+            acked: AtomicI64::new(-1),
+            connected: AtomicBool::new(false),
+        });
+        let thread = {
+            let shared = shared.clone();
+            std::thread::Builder::new()
+                .name("ringmq-ha-slave".into())
+                .spawn(move || shared.run())
+                .expect("spawn ringmq-ha-slave")
+        };
+        HaSlave {
+            shared,
+            thread: Mutex::new(Some(thread)),
+        }
+    }
+
+    /// The log end this slave last reported to the master (-1 before the first report).
+    pub fn acked_offset(&self) -> i64 {
+        self.shared.acked.load(Ordering::Acquire)
+    }
+
+    /// Whether a session with the master is up.
+    pub fn is_connected(&self) -> bool {
+        self.shared.connected.load(Ordering::Acquire)
+    }
+
+    pub fn master(&self) -> SocketAddr {
+        self.shared.master
+    }
+
+    /// Closes the connection and joins the thread. Appends already handed to the store
+    /// complete; the store itself stays open. Idempotent.
+    pub fn stop(&self) {
+        let sh = &self.shared;
+        sh.stop.store(true, Ordering::Release);
+        if let Some(s) = sh.socket.lock().expect("socket lock").as_ref() {
+            let _ = s.shutdown(Shutdown::Both);
+        }
+        {
+            let _guard = sh.stop_lock.lock().expect("stop lock");
+            sh.stop_cv.notify_all();
+        }
+        if let Some(t) = self.thread.lock().expect("thread lock").take() {
+            let _ = t.join();
+        }
+    }
+}
+
+impl Drop for HaSlave {
+    fn drop(&mut self) {
+        self.stop();
+    }
+}
+
+impl Shared {
+    fn stopped(&self) -> bool {
+        self.stop.load(Ordering::Acquire)
+    }
+
+    /// Sleeps `d` unless stopped first.
+    fn sleep(&self, d: Duration) {
+        let guard = self.stop_lock.lock().expect("stop lock");
+        let _ = self
+            .stop_cv
+            .wait_timeout_while(guard, d, |_| !self.stopped())
+            .expect("stop lock");
+    }
+
+    fn run(&self) {
+        let retry = self.cfg.reconnect_interval;
+        let mut failure_logged = false;
+        while !self.stopped() {
+            match TcpStream::connect_timeout(&self.master, retry.max(Duration::from_secs(1))) {
+                Ok(stream) => {
+                    failure_logged = false;
+                    let res = self.session(stream);
+                    self.connected.store(false, Ordering::Release);
+                    *self.socket.lock().expect("socket lock") = None;
+                    match res {
+                        Err(e) if !self.stopped() => tracing::warn!(
+                            master = %self.master,
+                            error = %e,
+                            retry_ms = retry.as_millis() as u64,
+                            "disconnected from HA master; reconnecting"
+                        ),
+                        _ => tracing::info!(master = %self.master, "HA slave stopped"),
+                    }
+                }
+                Err(e) if !failure_logged => {
+                    failure_logged = true;
+                    tracing::warn!(
+                        master = %self.master,
+                        error = %e,
+                        retry_ms = retry.as_millis() as u64,
+                        "cannot connect to HA master; retrying quietly"
+                    );
+                }
+                Err(e) => tracing::debug!(master = %self.master, error = %e, "HA connect retry failed"),
+            }
+            if !self.stopped() {
+                self.sleep(retry);
+            }
+        }
+    }
+
+    fn report(&self, stream: &mut TcpStream, end: i64) -> io::Result<()> {
+        stream.write_all(&encode_report(end))?;
+        self.acked.store(end, Ordering::Release);
+        Ok(())
+    }
+
+    /// Hands one chunk to the store's writer; the receiver yields the new log end.
+    fn append(&self, phys_offset: i64, bytes: bytes::Bytes) -> Receiver<ringmq_engine::Result<i64>> {
+        let (tx, rx) = mpsc::channel();
+        self.store.put_raw(RawAppend {
+            phys_offset,
+            bytes,
+            done: Box::new(move |r| {
+                let _ = tx.send(r);
+            }),
+        });
+        rx
+    }
+
+    /// One connection: returns Ok when stopped, Err when the connection must be dropped.
+    fn session(&self, mut stream: TcpStream) -> io::Result<()> {
+        stream.set_nodelay(true)?;
+        stream.set_write_timeout(Some(self.cfg.housekeeping_interval))?;
+        {
+            let mut slot = self.socket.lock().expect("socket lock");
+            if self.stopped() {
+                return Ok(());
+            }
+            *slot = Some(stream.try_clone()?);
+        }
+        self.connected.store(true, Ordering::Release);
+        let mut end = self.store.commitlog().max_offset();
+        tracing::info!(master = %self.master, local_end = end, "connected to HA master");
+        self.report(&mut stream, end)?;
+        let mut reported = end;
+        let mut last_report = Instant::now();
+        let mut last_read = Instant::now();
+        // Where the next frame must start: the log end plus chunks still being appended.
+        let mut expected = end;
+        let mut decoder = FrameDecoder::new(self.cfg.transfer_batch_size);
+        let mut buf = vec![0u8; READ_BUF];
+        let mut pending = Vec::new();
+        loop {
+            if self.stopped() {
+                return Ok(());
+            }
+            let until_report = self
+                .cfg
+                .heartbeat_interval
+                .saturating_sub(last_report.elapsed());
+            stream.set_read_timeout(Some(until_report.clamp(Duration::from_millis(1), TICK)))?;
+            match stream.read(&mut buf) {
+                Ok(0) => {
+                    return Err(io::Error::new(
+                        io::ErrorKind::UnexpectedEof,
+                        "the master closed the connection",
+                    ))
+                }
+                Ok(n) => {
+                    last_read = Instant::now();
+                    let mut input = &buf[..n];
+                    let mut failure = None;
+                    loop {
+                        match decoder.decode(&mut input) {
+                            Ok(Some(frame)) => {
+                                if frame.phys_offset != expected {
+                                    failure = Some(mismatch(frame.phys_offset, expected));
+                                    break;
+                                }
+                                if !frame.is_heartbeat() {
+                                    expected += frame.body.len() as i64;
+                                    pending.push(self.append(frame.phys_offset, frame.body));
+                                }
+                            }
+                            Ok(None) => break,
+                            Err(e) => {
+                                failure = Some(e.into());
+                                break;
+                            }
+                        }
+                    }
+                    // Report only what the store has taken.
+                    for rx in pending.drain(..) {
+                        end = match rx.recv_timeout(APPEND_TIMEOUT) {
+                            Ok(Ok(new_end)) => new_end,
+                            Ok(Err(e)) => {
+                                return Err(io::Error::other(format!(
+                                    "local append of replicated bytes failed: {e}"
+                                )))
+                            }
+                            Err(_) => {
+                                return Err(io::Error::new(
+                                    io::ErrorKind::TimedOut,
+                                    "the local writer did not take replicated bytes in time",
+                                ))
+                            }
+                        };
+                    }
+                    if let Some(e) = failure {
+                        return Err(e);
+                    }
+                    if end > reported {
+                        self.report(&mut stream, end)?;
+                        reported = end;
+                        last_report = Instant::now();
+                    }
+                }
+                Err(e)
+                    if matches!(e.kind(), io::ErrorKind::WouldBlock | io::ErrorKind::TimedOut) =>
+                {
+                    let housekeeping = self.cfg.housekeeping_interval;
+                    if last_read.elapsed() > housekeeping {
+                        return Err(io::Error::new(
+                            io::ErrorKind::TimedOut,
+                            format!(
+                                "nothing from the master for {} ms (haHousekeepingInterval)",
+                                housekeeping.as_millis()
+                            ),
+                        ));
+                    }
+                }
+                Err(e) if e.kind() == io::ErrorKind::Interrupted => {}
+                Err(e) => return Err(e),
+            }
+            if last_report.elapsed() >= self.cfg.heartbeat_interval {
+                self.report(&mut stream, end)?;
+                reported = end;
+                last_report = Instant::now();
+            }
+        }
+    }
+}
+
+fn mismatch(got: i64, expected: i64) -> io::Error {
+    let msg = if expected == 0 {
+        format!(
+            "the master starts this empty slave at offset {got}, but a ringmq store can only \
+             be filled from offset 0 (the master needs EmptySlaveStart::Oldest and its log \
+             from offset 0)"
+        )
+    } else {
+        format!("the master sent offset {got}, but the local log ends at {expected}")
+    };
+    io::Error::new(io::ErrorKind::InvalidData, msg)
+}

@@ -1,0 +1,209 @@
+//! The master's table of connected slaves and their acknowledged offsets, and waits on
+//! those acks (SYNC_MASTER). Written by the per-slave reader threads (`master`), read and
+//! waited on from any thread (net cores answering producers, admin).
+//!
+//! Waiters sit in a map ordered by offset, as in the engine's `Progress`: each report
+//! releases the whole prefix it covers in one pass; a waiter times out on its own
+//! condition variable, so there are no per-waiter timers or polling.
+
+use std::collections::BTreeMap;
+use std::net::SocketAddr;
+use std::sync::atomic::{AtomicBool, AtomicI64, AtomicU64, Ordering};
+use std::sync::{Arc, Condvar, Mutex};
+use std::time::{Duration, Instant};
+
+/// One connected slave, as last seen.
+#[derive(Debug, Clone)]
+pub struct SlaveInfo {
+    /// Connection id, unique for the master's lifetime.
+    pub id: u64,
+    pub addr: SocketAddr,
+    /// The slave's last reported log end (`acked_end`); None before its first report.
+    pub acked_end: Option<i64>,
+    pub connected_at: Instant,
+    pub last_report: Option<Instant>,
+}
+
+struct Waiter {
+    fired: Mutex<bool>,
+    cond: Condvar,
+}
+
+pub struct SlaveTable {
+    slaves: Mutex<BTreeMap<u64, SlaveInfo>>,
+    next_id: AtomicU64,
+    /// Highest offset any slave ever acknowledged (RocketMQ's `push2SlaveMaxOffset`).
+    high: AtomicI64,
+    seq: AtomicU64,
+    waiters: Mutex<BTreeMap<(i64, u64), Arc<Waiter>>>,
+    has_waiters: AtomicBool,
+    stopped: AtomicBool,
+}
+
+impl Default for SlaveTable {
+    fn default() -> Self {
+        Self::new()
+    }
+}
+
+impl SlaveTable {
+    pub fn new() -> Self {
+        SlaveTable {
+            slaves: Mutex::new(BTreeMap::new()),
+            next_id: AtomicU64::new(1),
+            high: AtomicI64::new(0),
+            seq: AtomicU64::new(0),
+            waiters: Mutex::new(BTreeMap::new()),
+            has_waiters: AtomicBool::new(false),
+            stopped: AtomicBool::new(false),
+        }
+    }
+
+    /// Slaves connected now (RocketMQ's `connectionCount`).
+    pub fn connected_slaves(&self) -> usize {
+        self.lock().len()
+    }
+
+    /// The highest log end reported by a slave connected now; None if no connected
+    /// slave has reported yet.
+    pub fn best_acked(&self) -> Option<i64> {
+        self.lock().values().filter_map(|s| s.acked_end).max()
+    }
+
+    /// The highest offset any slave ever acknowledged (`push2SlaveMaxOffset`); what
+    /// [`SlaveTable::wait_acked`] waits on.
+    pub fn acked_high(&self) -> i64 {
+        self.high.load(Ordering::Acquire)
+    }
+
+    /// A snapshot of the connected slaves, by connection id.
+    pub fn slaves(&self) -> Vec<SlaveInfo> {
+        self.lock().values().cloned().collect()
+    }
+
+    /// Blocks until some slave has acknowledged `offset` (its reported log end reached
+    /// it), the table stops, or `timeout` passes. Returns whether it was acknowledged.
+    pub fn wait_acked(&self, offset: i64, timeout: Duration) -> bool {
+        if self.acked_high() >= offset {
+            return true;
+        }
+        let deadline = Instant::now() + timeout;
+        let waiter = Arc::new(Waiter {
+            fired: Mutex::new(false),
+            cond: Condvar::new(),
+        });
+        let key = (offset, self.seq.fetch_add(1, Ordering::Relaxed));
+        {
+            let mut map = self.waiters.lock().expect("waiters lock");
+            map.insert(key, waiter.clone());
+            self.has_waiters.store(true, Ordering::Release);
+        }
+        // Re-check after registering: a report between the first check and the insert
+        // would otherwise be missed.
+        if self.acked_high() < offset && !self.stopped.load(Ordering::Acquire) {
+            let mut fired = waiter.fired.lock().expect("waiter lock");
+            while !*fired {
+                let now = Instant::now();
+                if now >= deadline {
+                    break;
+                }
+                fired = waiter
+                    .cond
+                    .wait_timeout(fired, deadline - now)
+                    .expect("waiter lock")
+                    .0;
+            }
+        }
+        let mut map = self.waiters.lock().expect("waiters lock");
+        map.remove(&key);
+        self.has_waiters.store(!map.is_empty(), Ordering::Release);
+        drop(map);
+        self.acked_high() >= offset
+    }
+
+    /// Wakes every waiter; later waits return at once (master shutdown).
+    pub fn stop(&self) {
+        self.stopped.store(true, Ordering::Release);
+        self.release(None);
+    }
+
+    pub(crate) fn register(&self, addr: SocketAddr) -> u64 {
+        let id = self.next_id.fetch_add(1, Ordering::Relaxed);
+        self.lock().insert(
+            id,
+            SlaveInfo {
+                id,
+                addr,
+                acked_end: None,
+                connected_at: Instant::now(),
+                last_report: None,
+            },
+        );
+        id
+    }
+
+    pub(crate) fn unregister(&self, id: u64) {
+        self.lock().remove(&id);
+    }
+
+    /// Records a report from slave `id` and releases the waiters it covers.
+    pub(crate) fn report(&self, id: u64, offset: i64) {
+        if let Some(s) = self.lock().get_mut(&id) {
+            s.acked_end = Some(offset);
+            s.last_report = Some(Instant::now());
+        }
+        let prev = self.high.fetch_max(offset, Ordering::AcqRel);
+        if offset > prev && self.has_waiters.load(Ordering::Acquire) {
+            self.release(Some(offset));
+        }
+    }
+
+    fn release(&self, upto: Option<i64>) {
+        let released = {
+            let mut map = self.waiters.lock().expect("waiters lock");
+            let released = match upto {
+                Some(off) => {
+                    let rest = map.split_off(&(off.saturating_add(1), 0));
+                    std::mem::replace(&mut *map, rest)
+                }
+                None => std::mem::take(&mut *map),
+            };
+            self.has_waiters.store(!map.is_empty(), Ordering::Release);
+            released
+        };
+        for waiter in released.into_values() {
+            *waiter.fired.lock().expect("waiter lock") = true;
+            waiter.cond.notify_one();
+        }
+    }
+
+    fn lock(&self) -> std::sync::MutexGuard<'_, BTreeMap<u64, SlaveInfo>> {
+        self.slaves.lock().expect("slave table lock")
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn a_report_releases_the_prefix_it_covers() {
+        let t = Arc::new(SlaveTable::new());
+        let id = t.register("127.0.0.1:1".parse().unwrap());
+        let handles: Vec<_> = [10, 20, 30]
+            .into_iter()
+            .map(|x| {
+                let t = t.clone();
+                std::thread::spawn(move || t.wait_acked(x, Duration::from_secs(10)))
+            })
+            .collect();
+        std::thread::sleep(Duration::from_millis(50));
+        t.report(id, 20);
+        let mut handles = handles.into_iter();
+        assert!(handles.next().unwrap().join().unwrap());
+        assert!(handles.next().unwrap().join().unwrap());
+        assert_eq!(t.best_acked(), Some(20));
+        t.stop();
+        assert!(!handles.next().unwrap().join().unwrap());
+    }
+}
