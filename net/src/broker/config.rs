@@ -198,7 +198,14 @@ impl BrokerConfig {
                 "haMasterAddress" => {
                     self.ha_master_address = (!v.is_empty()).then(|| v.to_string())
                 }
-                "namesrvAddr" => self.namesrv_addr = (!v.is_empty()).then(|| v.to_string()),
+                "namesrvAddr" => {
+                    self.namesrv_addr = (!v.is_empty()).then(|| v.to_string());
+                    if self.namesrv_addr.is_some() {
+                        warnings.push(format!(
+                            "namesrvAddr={v}: ringmq does not register with name servers yet; clients can use this broker's own address as their name server"
+                        ));
+                    }
+                }
                 "autoCreateTopicEnable" => self.auto_create_topic_enable = boolean(key, v)?,
                 "autoCreateSubscriptionGroup" => {
                     self.auto_create_subscription_group = boolean(key, v)?
