@@ -8,6 +8,9 @@
 //! | `slave_table` | [`SlaveTable`]: connected slaves, acked offsets, ack waiters | master readers write; any thread waits |
 //! | `transfer` | [`TransferPath`]: CommitLog range -> socket ([`CopyPath`] now; zero-copy later) | master senders |
 //! | `master` | [`HaMaster`]: accept, per-slave reader and sender threads | `ringmq-ha-*` threads |
+//! | `sync_master` | [`SyncReplication`]: SYNC_MASTER sends wait for a slave ack | sweeper thread |
+//! | `metasync` | [`MetaSync`]: a slave copies the master's topics, offsets, groups | `ringmq-metasync` |
+//! | `node` | [`Node`]: remoting server + broker + replication role, started and stopped in order | caller |
 //! | `slave` | [`HaSlave`]: connect, receive, append with `put_raw`, report | `ringmq-ha-slave` |
 //!
 //! This first version uses std threads and blocking sockets; the io_uring HA core of
@@ -15,14 +18,20 @@
 
 pub mod config;
 pub mod master;
+pub mod metasync;
+pub mod node;
 pub mod protocol;
 pub mod slave;
 pub mod slave_table;
+pub mod sync_master;
 pub mod transfer;
 
 pub use config::{EmptySlaveStart, HaConfig};
 pub use master::{decide_start, HaMaster, StartDecision};
+pub use metasync::MetaSync;
+pub use node::Node;
 pub use protocol::{FrameDecoder, ProtocolError, ReportDecoder, TransferFrame};
 pub use slave::HaSlave;
 pub use slave_table::{SlaveInfo, SlaveTable};
+pub use sync_master::SyncReplication;
 pub use transfer::{CopyPath, TransferPath};

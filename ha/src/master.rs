@@ -333,7 +333,12 @@ fn read_reports(inner: &Inner, conn: &Conn, mut stream: &TcpStream) -> String {
                     Err(e) => return e.to_string(),
                 }
             }
-            Err(e) if matches!(e.kind(), io::ErrorKind::WouldBlock | io::ErrorKind::TimedOut) => {
+            Err(e)
+                if matches!(
+                    e.kind(),
+                    io::ErrorKind::WouldBlock | io::ErrorKind::TimedOut
+                ) =>
+            {
                 if last_read.elapsed() > housekeeping {
                     return format!(
                         "no report for {} ms (haHousekeepingInterval)",
@@ -445,12 +450,18 @@ mod tests {
     fn start_rules() {
         let seg = 65536;
         let d = |r, min, end, e| decide_start(r, min, end, seg, e);
-        assert_eq!(d(0, 0, 200_000, EmptySlaveStart::Oldest), StartDecision::At(0));
+        assert_eq!(
+            d(0, 0, 200_000, EmptySlaveStart::Oldest),
+            StartDecision::At(0)
+        );
         assert_eq!(
             d(0, 0, 200_000, EmptySlaveStart::LastSegment),
             StartDecision::At(196_608)
         );
-        assert_eq!(d(150, 0, 200_000, EmptySlaveStart::Oldest), StartDecision::At(150));
+        assert_eq!(
+            d(150, 0, 200_000, EmptySlaveStart::Oldest),
+            StartDecision::At(150)
+        );
         assert_eq!(
             d(300_000, 0, 200_000, EmptySlaveStart::Oldest),
             StartDecision::Diverged {

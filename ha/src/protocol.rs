@@ -268,7 +268,10 @@ mod tests {
             }
         }
         assert_eq!(frames.len(), 2);
-        assert_eq!((frames[0].phys_offset, &frames[0].body[..]), (4096, &b"abc"[..]));
+        assert_eq!(
+            (frames[0].phys_offset, &frames[0].body[..]),
+            (4096, &b"abc"[..])
+        );
         assert!(frames[1].is_heartbeat() && frames[1].phys_offset == 4099);
         assert!(d.at_boundary());
     }

@@ -157,7 +157,9 @@ impl Shared {
                         "cannot connect to HA master; retrying quietly"
                     );
                 }
-                Err(e) => tracing::debug!(master = %self.master, error = %e, "HA connect retry failed"),
+                Err(e) => {
+                    tracing::debug!(master = %self.master, error = %e, "HA connect retry failed")
+                }
             }
             if !self.stopped() {
                 self.sleep(retry);
@@ -172,7 +174,11 @@ impl Shared {
     }
 
     /// Hands one chunk to the store's writer; the receiver yields the new log end.
-    fn append(&self, phys_offset: i64, bytes: bytes::Bytes) -> Receiver<ringmq_engine::Result<i64>> {
+    fn append(
+        &self,
+        phys_offset: i64,
+        bytes: bytes::Bytes,
+    ) -> Receiver<ringmq_engine::Result<i64>> {
         let (tx, rx) = mpsc::channel();
         self.store.put_raw(RawAppend {
             phys_offset,
@@ -273,7 +279,10 @@ impl Shared {
                     }
                 }
                 Err(e)
-                    if matches!(e.kind(), io::ErrorKind::WouldBlock | io::ErrorKind::TimedOut) =>
+                    if matches!(
+                        e.kind(),
+                        io::ErrorKind::WouldBlock | io::ErrorKind::TimedOut
+                    ) =>
                 {
                     let housekeeping = self.cfg.housekeeping_interval;
                     if last_read.elapsed() > housekeeping {

@@ -24,9 +24,34 @@ pub struct SlaveInfo {
     pub last_report: Option<Instant>,
 }
 
-struct Waiter {
+struct Parker {
     fired: Mutex<bool>,
     cond: Condvar,
+}
+
+/// Called with true when released by an ack, false at its deadline or on stop.
+pub type AckCallback = Box<dyn FnOnce(bool) + Send>;
+
+/// A wait for some slave to ack an offset: a blocked thread, or a callback with its own
+/// deadline (the SYNC_MASTER send path; expired by [`SlaveTable::expire`]).
+enum Waiter {
+    Thread(Arc<Parker>),
+    Callback {
+        deadline: Instant,
+        done: AckCallback,
+    },
+}
+
+impl Waiter {
+    fn fire(self, acked: bool) {
+        match self {
+            Waiter::Thread(p) => {
+                *p.fired.lock().expect("waiter lock") = true;
+                p.cond.notify_one();
+            }
+            Waiter::Callback { done, .. } => done(acked),
+        }
+    }
 }
 
 pub struct SlaveTable {
@@ -35,7 +60,7 @@ pub struct SlaveTable {
     /// Highest offset any slave ever acknowledged (RocketMQ's `push2SlaveMaxOffset`).
     high: AtomicI64,
     seq: AtomicU64,
-    waiters: Mutex<BTreeMap<(i64, u64), Arc<Waiter>>>,
+    waiters: Mutex<BTreeMap<(i64, u64), Waiter>>,
     has_waiters: AtomicBool,
     stopped: AtomicBool,
 }
@@ -88,14 +113,14 @@ impl SlaveTable {
             return true;
         }
         let deadline = Instant::now() + timeout;
-        let waiter = Arc::new(Waiter {
+        let waiter = Arc::new(Parker {
             fired: Mutex::new(false),
             cond: Condvar::new(),
         });
         let key = (offset, self.seq.fetch_add(1, Ordering::Relaxed));
         {
             let mut map = self.waiters.lock().expect("waiters lock");
-            map.insert(key, waiter.clone());
+            map.insert(key, Waiter::Thread(waiter.clone()));
             self.has_waiters.store(true, Ordering::Release);
         }
         // Re-check after registering: a report between the first check and the insert
@@ -122,6 +147,49 @@ impl SlaveTable {
     }
 
     /// Wakes every waiter; later waits return at once (master shutdown).
+    /// Calls `done(true)` once some slave has acked `offset`, or `done(false)` at
+    /// `deadline` (checked by [`SlaveTable::expire`]) or on stop. Waiters sit in offset
+    /// order: each ack releases the prefix it covers in one pass.
+    pub fn on_acked(&self, offset: i64, deadline: Instant, done: AckCallback) {
+        if self.acked_high() >= offset {
+            return done(true);
+        }
+        if self.stopped.load(Ordering::Acquire) {
+            return done(false);
+        }
+        let key = (offset, self.seq.fetch_add(1, Ordering::Relaxed));
+        {
+            let mut map = self.waiters.lock().expect("waiters lock");
+            map.insert(key, Waiter::Callback { deadline, done });
+            self.has_waiters.store(true, Ordering::Release);
+        }
+        // An ack between the check above and the insert would have missed this waiter.
+        if self.acked_high() >= offset {
+            self.release(Some(self.acked_high()));
+        }
+    }
+
+    /// Fails every callback waiter whose own deadline has passed (one sweep per tick).
+    pub fn expire(&self, now: Instant) {
+        if !self.has_waiters.load(Ordering::Acquire) {
+            return;
+        }
+        let expired: Vec<Waiter> = {
+            let mut map = self.waiters.lock().expect("waiters lock");
+            let keys: Vec<(i64, u64)> = map
+                .iter()
+                .filter(|(_, w)| matches!(w, Waiter::Callback { deadline, .. } if *deadline <= now))
+                .map(|(k, _)| *k)
+                .collect();
+            let expired = keys.iter().filter_map(|k| map.remove(k)).collect();
+            self.has_waiters.store(!map.is_empty(), Ordering::Release);
+            expired
+        };
+        for w in expired {
+            w.fire(false);
+        }
+    }
+
     pub fn stop(&self) {
         self.stopped.store(true, Ordering::Release);
         self.release(None);
@@ -171,9 +239,9 @@ impl SlaveTable {
             self.has_waiters.store(!map.is_empty(), Ordering::Release);
             released
         };
+        let acked = upto.is_some();
         for waiter in released.into_values() {
-            *waiter.fired.lock().expect("waiter lock") = true;
-            waiter.cond.notify_one();
+            waiter.fire(acked);
         }
     }
 

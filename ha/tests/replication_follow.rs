@@ -20,7 +20,10 @@ fn slave_follows_a_live_load_to_an_identical_log() {
     let slave = HaSlave::start(slave_store.clone(), ha.local_addr(), fast_ha());
 
     let end = produce(&master, 400..3000);
-    assert!(end > 100 * SEGMENT as i64, "the load rolls many segments: {end}");
+    assert!(
+        end > 100 * SEGMENT as i64,
+        "the load rolls many segments: {end}"
+    );
     let started = Instant::now();
     assert!(
         ha.slaves().wait_acked(end, Duration::from_secs(60)),

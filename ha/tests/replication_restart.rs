@@ -56,7 +56,8 @@ fn restarted_slave_catches_up() {
     assert!(wait_until(long, || ha.slaves().connected_slaves() == 0));
 
     // The load goes on without the slave.
-    assert!(wait_until(long, || produced.load(Ordering::Acquire) >= (HISTORY + TOTAL) / 2));
+    assert!(wait_until(long, || produced.load(Ordering::Acquire)
+        >= (HISTORY + TOTAL) / 2));
     let slave_store = open(&slave_dir);
     let reopened_end = slave_store.commitlog().max_offset();
     eprintln!("slave reopened at {reopened_end}");

@@ -6,8 +6,8 @@ use std::collections::BTreeMap;
 use std::path::PathBuf;
 
 use clap::Args;
+use ringmq_ha::Node;
 use ringmq_net::broker::BrokerConfig;
-use ringmq_net::server::Server;
 
 use crate::signals;
 
@@ -105,12 +105,15 @@ fn start(args: BrokerArgs) -> Result<i32, String> {
         writer_core = cfg.writer_core,
         "effective broker configuration"
     );
-    let server = Server::open(cfg).map_err(|e| e.to_string())?;
-    // Machine-readable line for scripts and tests that start brokers on port 0.
-    println!("ringmq broker listening on {}", server.local_addr());
+    let node = Node::start(cfg).map_err(|e| e.to_string())?;
+    // Machine-readable lines for scripts and tests that start brokers on port 0.
+    println!("ringmq broker listening on {}", node.addr());
+    if let Some(ha) = node.ha_addr() {
+        println!("ringmq broker HA listening on {ha}");
+    }
     let sig = signals::wait_for_termination();
     tracing::info!(signal = sig, "shutting down");
-    match server.shutdown() {
+    match node.shutdown() {
         Ok(()) => {
             tracing::info!("broker stopped cleanly");
             Ok(0)

@@ -98,10 +98,17 @@ pub fn assert_same_log(master: &MessageStore, slave: &MessageStore, end: i64) {
     let mut at = 0i64;
     while at < end {
         let n = CHUNK.min(end - at) as usize;
-        master.commitlog().read(at, &mut a[..n]).expect("master read");
+        master
+            .commitlog()
+            .read(at, &mut a[..n])
+            .expect("master read");
         slave.commitlog().read(at, &mut b[..n]).expect("slave read");
         if a[..n] != b[..n] {
-            let i = a[..n].iter().zip(&b[..n]).position(|(x, y)| x != y).unwrap();
+            let i = a[..n]
+                .iter()
+                .zip(&b[..n])
+                .position(|(x, y)| x != y)
+                .unwrap();
             panic!("logs differ at offset {}", at + i as i64);
         }
         at += n as i64;
@@ -110,8 +117,14 @@ pub fn assert_same_log(master: &MessageStore, slave: &MessageStore, end: i64) {
 
 /// Both stores indexed everything up to `end` and their ConsumeQueues agree.
 pub fn assert_same_queues(master: &MessageStore, slave: &MessageStore, end: i64) {
-    assert!(master.wait_dispatched(end, Duration::from_secs(20)), "master dispatch");
-    assert!(slave.wait_dispatched(end, Duration::from_secs(20)), "slave dispatch");
+    assert!(
+        master.wait_dispatched(end, Duration::from_secs(20)),
+        "master dispatch"
+    );
+    assert!(
+        slave.wait_dispatched(end, Duration::from_secs(20)),
+        "slave dispatch"
+    );
     let mut total = 0;
     for topic in TOPICS {
         for q in 0..QUEUES {

@@ -620,7 +620,10 @@ mod tests {
         assert_eq!(route["filterServerTable"], json!({}));
         // Unknown topics have no route, as from a name server: clients then take TBW102's.
         let req = request(rq::GET_ROUTEINFO_BY_TOPIC, &[("topic", "NotYet")]);
-        assert_eq!(get_route_info_by_topic(&b, &req).unwrap().code, rs::TOPIC_NOT_EXIST);
+        assert_eq!(
+            get_route_info_by_topic(&b, &req).unwrap().code,
+            rs::TOPIC_NOT_EXIST
+        );
         let req = request(rq::GET_ROUTEINFO_BY_TOPIC, &[("topic", "TBW102")]);
         assert_eq!(get_route_info_by_topic(&b, &req).unwrap().code, rs::SUCCESS);
         assert!(

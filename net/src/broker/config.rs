@@ -68,6 +68,22 @@ pub struct BrokerConfig {
     pub tail_ring_bytes: usize,
     /// Writer busy-poll before sleeping (microseconds).
     pub writer_spin_us: u64,
+    /// `inSyncReplicas`: copies (master included) a SYNC_MASTER waits for.
+    pub in_sync_replicas: u32,
+    /// `haMaxGapNotInSync` (4.x: `haSlaveFallbehindMax`): a slave further behind than this
+    /// does not count as in sync; with none in sync SYNC_MASTER answers SLAVE_NOT_AVAILABLE.
+    pub ha_max_gap_not_in_sync: u64,
+    /// `haAuthToken`: shared secret for the HA handshake (None: RocketMQ's classic protocol).
+    pub ha_auth_token: Option<String>,
+    pub ha_send_heartbeat_interval: Duration,
+    pub ha_housekeeping_interval: Duration,
+    pub ha_transfer_batch_size: usize,
+    /// First metadata sync of a slave after start, and the period after that.
+    pub slave_sync_initial_delay: Duration,
+    pub slave_sync_interval: Duration,
+    /// The master's remoting address for metadata sync (default: haMasterAddress's host
+    /// with port - 1, RocketMQ's haListenPort = listenPort + 1 convention).
+    pub master_remoting_address: Option<String>,
 }
 
 impl Default for BrokerConfig {
@@ -103,6 +119,15 @@ impl Default for BrokerConfig {
             pin_threads: true,
             tail_ring_bytes: 64 << 20,
             writer_spin_us: 50,
+            in_sync_replicas: 1,
+            ha_max_gap_not_in_sync: 256 << 20,
+            ha_auth_token: None,
+            ha_send_heartbeat_interval: Duration::from_secs(5),
+            ha_housekeeping_interval: Duration::from_secs(20),
+            ha_transfer_batch_size: 32 * 1024,
+            slave_sync_initial_delay: Duration::from_secs(10),
+            slave_sync_interval: Duration::from_secs(60),
+            master_remoting_address: None,
         }
     }
 }
@@ -158,6 +183,7 @@ impl BrokerConfig {
     pub fn apply(&mut self, props: &BTreeMap<String, String>) -> Result<Vec<String>, ConfigError> {
         let mut warnings = Vec::new();
         let mut ha_port_set = false;
+        let mut in_sync_set = false;
         let mut listen_port_set = false;
         for (key, value) in props {
             let v = value.as_str();
@@ -257,6 +283,30 @@ impl BrokerConfig {
                 "pinThreads" => self.pin_threads = boolean(key, v)?,
                 "tailRingBytes" => self.tail_ring_bytes = positive(key, v)?,
                 "writerSpinMicros" => self.writer_spin_us = num(key, v)?,
+                "inSyncReplicas" => {
+                    self.in_sync_replicas = positive(key, v)?;
+                    in_sync_set = true;
+                }
+                "haMaxGapNotInSync" | "haSlaveFallbehindMax" => {
+                    self.ha_max_gap_not_in_sync = positive(key, v)?
+                }
+                "haAuthToken" => self.ha_auth_token = (!v.is_empty()).then(|| v.to_string()),
+                "haSendHeartbeatInterval" => {
+                    self.ha_send_heartbeat_interval = Duration::from_millis(positive(key, v)?)
+                }
+                "haHousekeepingInterval" => {
+                    self.ha_housekeeping_interval = Duration::from_millis(positive(key, v)?)
+                }
+                "haTransferBatchSize" => self.ha_transfer_batch_size = positive(key, v)?,
+                "slaveSyncInitialDelayMillis" => {
+                    self.slave_sync_initial_delay = Duration::from_millis(num(key, v)?)
+                }
+                "masterRemotingAddress" => {
+                    self.master_remoting_address = (!v.is_empty()).then(|| v.to_string())
+                }
+                "slaveSyncIntervalMillis" => {
+                    self.slave_sync_interval = Duration::from_millis(positive(key, v)?)
+                }
                 // Keys RocketMQ has that ringmq accepts and does not need.
                 "deleteWhen"
                 | "fileReservedTime"
@@ -277,6 +327,11 @@ impl BrokerConfig {
                 .checked_add(1)
                 .ok_or_else(|| bad("listenPort", "65535", "below 65535"))?;
         }
+        // Under SYNC_MASTER inSyncReplicas defaults to 2 (the master and one slave): unlike
+        // RocketMQ 5's default, SYNC_MASTER really waits for a slave unless told otherwise.
+        if self.broker_role == BrokerRole::SyncMaster && !in_sync_set {
+            self.in_sync_replicas = 2;
+        }
         if self.broker_role == BrokerRole::Slave && self.broker_id == 0 {
             return Err(ConfigError(
                 "brokerRole=SLAVE needs brokerId > 0 (brokerId 0 is the master)".into(),
@@ -288,6 +343,12 @@ impl BrokerConfig {
                 self.broker_id,
                 self.broker_role.name()
             )));
+        }
+        if self.broker_role == BrokerRole::Slave && self.ha_master_address.is_none() {
+            return Err(ConfigError(
+                "brokerRole=SLAVE needs haMasterAddress (host:port of the master's haListenPort)"
+                    .into(),
+            ));
         }
         Ok(warnings)
     }

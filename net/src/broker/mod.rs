@@ -9,6 +9,7 @@
 //! | `offsets` | consumer offsets and queue offset queries |
 //! | `clients` | HEART_BEAT, UNREGISTER_CLIENT, GET_CONSUMER_LIST_BY_GROUP |
 //! | `admin` | topic admin, GET_ALL_*, route, cluster and runtime info |
+//! | `replication` | the SYNC_MASTER wait the send path asks of replication |
 //! | `route` | which processor serves which request code |
 //!
 //! Processors run on the network cores; appends go to the engine's writer thread and come
@@ -19,6 +20,7 @@ pub mod clients;
 pub mod config;
 pub mod offsets;
 pub mod pull;
+pub mod replication;
 pub mod route;
 pub mod send;
 #[cfg(test)]
@@ -63,6 +65,8 @@ pub struct Broker {
     pub started: Instant,
     stopping: Arc<AtomicBool>,
     housekeeping: Mutex<Option<JoinHandle<()>>>,
+    /// Set once HA is up on a SYNC_MASTER: sends then also wait for slaves.
+    replication: std::sync::OnceLock<Arc<dyn replication::Replication>>,
 }
 
 /// How often committed consumer offsets are written to `consumerOffset.json`
@@ -110,6 +114,7 @@ impl Broker {
             started: Instant::now(),
             stopping: Arc::new(AtomicBool::new(false)),
             housekeeping: Mutex::new(None),
+            replication: std::sync::OnceLock::new(),
             store,
             cfg,
         });
@@ -135,6 +140,15 @@ impl Broker {
             .map_err(|e| ringmq_engine::Error::io("spawn broker housekeeping", e))?;
         *broker.housekeeping.lock().expect("housekeeping lock") = Some(handle);
         Ok(broker)
+    }
+
+    /// Makes sends wait for slaves (SYNC_MASTER). Only the first call takes effect.
+    pub fn set_replication(&self, r: Arc<dyn replication::Replication>) {
+        let _ = self.replication.set(r);
+    }
+
+    pub fn replication(&self) -> Option<&Arc<dyn replication::Replication>> {
+        self.replication.get()
     }
 
     pub fn is_stopping(&self) -> bool {

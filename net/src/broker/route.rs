@@ -9,6 +9,7 @@ use std::sync::Arc;
 use ringmq_engine::commitlog::AppendOutcome;
 use tokio::sync::mpsc::UnboundedSender;
 
+use super::replication::ReplicaOutcome;
 use super::{admin, clients, offsets, pull, send, Broker};
 use crate::codes::{request_code as rq, response_code as rs};
 use crate::command::RemotingCommand;
@@ -18,8 +19,9 @@ use crate::error::FrameError;
 pub enum Outgoing {
     /// A finished response or a broker-initiated request.
     Command(RemotingCommand),
-    /// The engine's answer for the sends of one network turn.
-    Sends(Vec<send::SendCtx>, AppendOutcome),
+    /// The engine's answer for the sends of one network turn, and (SYNC_MASTER) how the
+    /// wait for slaves ended.
+    Sends(Vec<send::SendCtx>, AppendOutcome, ReplicaOutcome),
 }
 
 /// The connection a request arrived on.
@@ -84,6 +86,9 @@ fn sync_process(
         rq::GET_ROUTEINFO_BY_TOPIC => admin::get_route_info_by_topic(b, req),
         rq::GET_BROKER_CLUSTER_INFO => admin::get_broker_cluster_info(b, req),
         rq::GET_BROKER_RUNTIME_INFO => admin::get_broker_runtime_info(b, req),
+        rq::GET_ALL_CONSUMER_OFFSET => admin::get_all_consumer_offset(b, req),
+        rq::GET_ALL_DELAY_OFFSET => admin::get_all_delay_offset(b, req),
+        rq::GET_ALL_SUBSCRIPTIONGROUP_CONFIG => admin::get_all_subscription_group_config(b, req),
         other => Ok(RemotingCommand::response_to(
             req,
             rs::REQUEST_CODE_NOT_SUPPORTED,

@@ -15,6 +15,7 @@ use ringmq_engine::commitlog::{AppendOutcome, AppendRequest, PutStatus};
 use ringmq_engine::meta::PERM_WRITE;
 use ringmq_engine::record::{self, decode_batch, keys, offset_msg_id, MessageToStore};
 
+use super::replication::ReplicaOutcome;
 use super::route::{header_error, ConnInfo, Outgoing};
 use super::topics::validate_topic_name;
 use super::Broker;
@@ -62,12 +63,30 @@ pub fn submit_turn(b: &Arc<Broker>, conn: &Arc<ConnInfo>, requests: Vec<Remoting
     let outbox = conn.outbox.clone();
     let n = ctxs.len();
     PENDING.fetch_add(n, Ordering::AcqRel);
+    // Under SYNC_MASTER the answer also waits for slaves (unless every message said WAIT=false).
+    let replication = if wait { b.replication().cloned() } else { None };
+    let timeout = b.cfg.sync_flush_timeout;
     b.store.put(AppendRequest {
         messages,
         wait_durable: wait,
         done: Box::new(move |outcome| {
-            PENDING.fetch_sub(n, Ordering::AcqRel);
-            let _ = outbox.send(Outgoing::Sends(ctxs, outcome));
+            let answer = move |outcome, replica| {
+                PENDING.fetch_sub(n, Ordering::AcqRel);
+                let _ = outbox.send(Outgoing::Sends(ctxs, outcome, replica));
+            };
+            let stored = matches!(outcome.status, PutStatus::Ok | PutStatus::FlushDiskTimeout);
+            match replication {
+                Some(r) if stored => {
+                    let deadline = std::time::Instant::now() + timeout;
+                    let end = outcome.end_offset;
+                    r.wait_replicated(
+                        end,
+                        deadline,
+                        Box::new(move |replica| answer(outcome, replica)),
+                    );
+                }
+                _ => answer(outcome, ReplicaOutcome::NotRequired),
+            }
         }),
     });
 }
@@ -312,16 +331,24 @@ fn generate_uniq_key() -> String {
 }
 
 /// Turns the writer's answer for one turn into one response per request.
-pub fn responses(b: &Broker, ctxs: Vec<SendCtx>, outcome: AppendOutcome) -> Vec<RemotingCommand> {
-    let (code, remark) = match &outcome.status {
-        PutStatus::Ok => (rs::SUCCESS, None),
-        PutStatus::FlushDiskTimeout => (rs::FLUSH_DISK_TIMEOUT, None),
-        PutStatus::MessageIllegal(why) => (rs::MESSAGE_ILLEGAL, Some(why.clone())),
-        PutStatus::DiskFull => (
+pub fn responses(
+    b: &Broker,
+    ctxs: Vec<SendCtx>,
+    outcome: AppendOutcome,
+    replica: ReplicaOutcome,
+) -> Vec<RemotingCommand> {
+    let (code, remark) = match (&outcome.status, replica) {
+        // RocketMQ reports a disk timeout before a replication failure.
+        (PutStatus::Ok, ReplicaOutcome::Timeout) => (rs::FLUSH_SLAVE_TIMEOUT, None),
+        (PutStatus::Ok, ReplicaOutcome::NotAvailable) => (rs::SLAVE_NOT_AVAILABLE, None),
+        (PutStatus::Ok, _) => (rs::SUCCESS, None),
+        (PutStatus::FlushDiskTimeout, _) => (rs::FLUSH_DISK_TIMEOUT, None),
+        (PutStatus::MessageIllegal(why), _) => (rs::MESSAGE_ILLEGAL, Some(why.clone())),
+        (PutStatus::DiskFull, _) => (
             rs::SERVICE_NOT_AVAILABLE,
             Some("the broker's disk is full; message not stored".to_string()),
         ),
-        PutStatus::ServiceNotAvailable(why) => (
+        (PutStatus::ServiceNotAvailable(why), _) => (
             rs::SERVICE_NOT_AVAILABLE,
             Some(format!("store not available: {why}")),
         ),

@@ -129,8 +129,8 @@ async fn write_loop(
 fn encode(b: &Broker, item: Outgoing, out: &mut BytesMut) {
     match item {
         Outgoing::Command(cmd) => put(&cmd, out),
-        Outgoing::Sends(ctxs, outcome) => {
-            for resp in send::responses(b, ctxs, outcome) {
+        Outgoing::Sends(ctxs, outcome, replica) => {
+            for resp in send::responses(b, ctxs, outcome, replica) {
                 put(&resp, out);
             }
         }

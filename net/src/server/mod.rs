@@ -146,13 +146,22 @@ impl Server {
         self.local_addr
     }
 
-    /// Stops accepting, lets in-flight sends finish (briefly), closes every connection,
-    /// then shuts the broker down cleanly.
-    pub fn shutdown(mut self) -> Result<(), ringmq_engine::Error> {
+    pub fn broker(&self) -> &Arc<Broker> {
+        &self.broker
+    }
+
+    /// Stops accepting, lets in-flight sends finish (briefly) and closes every connection.
+    /// The broker itself stays open (see [`Server::shutdown`]).
+    pub fn stop(&mut self) {
         let _ = self.stop.send(true);
         for t in self.threads.drain(..) {
             let _ = t.join();
         }
+    }
+
+    /// [`Server::stop`], then shuts the broker down cleanly.
+    pub fn shutdown(mut self) -> Result<(), ringmq_engine::Error> {
+        self.stop();
         self.broker.shutdown()
     }
 }
