@@ -21,4 +21,4 @@ pub mod store;
 
 pub use error::{Error, Result};
 
-pub use store::{GetResult, GetStatus, MessageStore, StoreConfig};
+pub use store::{GetResult, GetStatus, MessageStore, StoreConfig, TruncateReport};

@@ -6,12 +6,16 @@
 //! there (an unclean stop); scan and cut the log; cut ConsumeQueue entries past the log's
 //! end; start the writer; re-dispatch from the checkpoint; hand the writer the queue
 //! offsets; start the dispatcher; write the abort marker.
+//!
+//! Slave side, [`MessageStore::truncate_log`] cuts a log that holds bytes its master lost
+//! back to the master's end: checkpoint lowered first, then the CommitLog, then the
+//! ConsumeQueues, with the dispatcher paused and no stale checkpoint written meanwhile.
 
 use std::collections::HashMap;
 use std::fs::File;
 use std::os::fd::AsRawFd;
 use std::path::{Path, PathBuf};
-use std::sync::atomic::{AtomicBool, AtomicI64, Ordering};
+use std::sync::atomic::{AtomicBool, AtomicI64, AtomicU64, Ordering};
 use std::sync::{Arc, Mutex};
 use std::thread::JoinHandle;
 use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
@@ -22,7 +26,7 @@ use crate::commitlog::recovery::{self, Checkpoint};
 use crate::commitlog::{
     AppendOutcome, AppendRequest, CommitLog, CommitLogConfig, Level, RawAppend,
 };
-use crate::consumequeue::dispatch::{self, DispatchListener};
+use crate::consumequeue::dispatch::{self, DispatchGate, DispatchListener};
 use crate::consumequeue::{ConsumeQueueStore, CqEntry};
 use crate::delay_levels::DelayLevels;
 use crate::io::direct_file;
@@ -88,11 +92,43 @@ pub struct GetResult {
 /// Filters ConsumeQueue entries by tags code (true = deliver).
 pub type TagFilter<'a> = &'a dyn Fn(i64) -> bool;
 
+/// What [`MessageStore::truncate_log`] cut.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct TruncateReport {
+    /// Log bytes dropped: the old end minus the new one.
+    pub dropped_bytes: u64,
+    /// The log's end now: where the next replicated bytes go.
+    pub new_end: i64,
+}
+
+/// Keeps housekeeping from writing a checkpoint it computed before a truncation: it takes
+/// `lock` to write and skips the write if `generation` moved since it read its candidate.
+#[derive(Default)]
+struct CheckpointGate {
+    lock: Mutex<()>,
+    generation: AtomicU64,
+}
+
+struct BumpOnDrop<'a>(&'a AtomicU64);
+
+impl Drop for BumpOnDrop<'_> {
+    fn drop(&mut self) {
+        self.0.fetch_add(1, Ordering::AcqRel);
+    }
+}
+
 pub struct MessageStore {
     root: PathBuf,
     log: Arc<CommitLog>,
     cqs: Arc<ConsumeQueueStore>,
     dispatched: Arc<AtomicI64>,
+    /// How far the dispatcher has looked: below it every whole record is indexed (a
+    /// record cut by a replication chunk may remain, waiting for its bytes).
+    examined: Arc<AtomicI64>,
+    dispatch_gate: Arc<DispatchGate>,
+    checkpoint_gate: Arc<CheckpointGate>,
+    levels: DelayLevels,
+    listener: Option<Arc<dyn DispatchListener>>,
     stop: Arc<AtomicBool>,
     threads: Mutex<Vec<JoinHandle<()>>>,
     closed: AtomicBool,
@@ -151,32 +187,38 @@ impl MessageStore {
         write_abort_marker(&root)?;
 
         let dispatched = Arc::new(AtomicI64::new(recovered.end as i64));
+        let dispatch_gate = Arc::new(DispatchGate::default());
+        let examined = Arc::new(AtomicI64::new(recovered.end as i64));
+        let checkpoint_gate = Arc::new(CheckpointGate::default());
         let stop = Arc::new(AtomicBool::new(false));
         let mut threads = Vec::new();
         {
             let (log, cqs, d, s) = (log.clone(), cqs.clone(), dispatched.clone(), stop.clone());
-            let (levels, listener, core) = (
+            let (levels, listener, core, gate) = (
                 cfg.delay_levels.clone(),
                 cfg.listener.clone(),
                 cfg.dispatch_core,
+                dispatch_gate.clone(),
             );
+            let examined = examined.clone();
             threads.push(spawn("ringmq-dispatch", core, move || {
-                dispatch::run(log, cqs, levels, d, s, listener)
+                dispatch::run(log, cqs, levels, d, s, listener, gate, examined)
             })?);
         }
         {
-            let (log, cqs, d, s, root) = (
+            let (log, cqs, d, s, root, gate) = (
                 log.clone(),
                 cqs.clone(),
                 dispatched.clone(),
                 stop.clone(),
                 root.clone(),
+                checkpoint_gate.clone(),
             );
             let interval = cfg.checkpoint_interval;
             threads.push(spawn(
                 "ringmq-housekeeping",
                 cfg.dispatch_core,
-                move || housekeeping(&root, &log, &cqs, &d, &s, interval),
+                move || housekeeping(&root, &log, &cqs, &d, &s, &gate, interval),
             )?);
         }
         Ok(MessageStore {
@@ -184,6 +226,11 @@ impl MessageStore {
             log,
             cqs,
             dispatched,
+            examined,
+            dispatch_gate,
+            checkpoint_gate,
+            levels: cfg.delay_levels.clone(),
+            listener: cfg.listener.clone(),
             stop,
             threads: Mutex::new(threads),
             closed: AtomicBool::new(false),
@@ -215,6 +262,127 @@ impl MessageStore {
     /// Slave side: see [`CommitLog::append_raw`].
     pub fn put_raw(&self, raw: RawAppend) {
         self.log.append_raw(raw);
+    }
+
+    /// Slave side: cuts the log back to `offset`, the master's end, when this store holds
+    /// bytes the master lost. The caller (the replication thread, the only appender)
+    /// submits no appends meanwhile; replicated bytes then continue at `offset`.
+    ///
+    /// Steps, in this order so a crash at any point recovers to a consistent store:
+    /// 1. pause the dispatcher between ranges and keep housekeeping from writing a
+    ///    checkpoint computed before the cut;
+    /// 2. if the checkpoint lies past `offset`, lower it to the start of the segment
+    ///    holding `offset` (a record boundary, below which everything was durable and
+    ///    indexed): a start-up scan must never begin inside the range about to be zeroed;
+    /// 3. [`CommitLog::truncate`] (fails SYNC_FLUSH acks past `offset`, zeroes the tail,
+    ///    deletes later segments);
+    /// 4. [`ConsumeQueueStore::truncate_to_phys`]: drops every entry of a record that
+    ///    ends past `offset`;
+    /// 5. moves the dispatcher's position back to a record boundary all of whose records
+    ///    below are indexed: unchanged if it was at or below `offset`; otherwise the last
+    ///    boundary <= `offset` the ConsumeQueues cover, i.e. the largest end (phys + size)
+    ///    of a remaining entry, or the checkpoint (if <= `offset`), or the first
+    ///    segment's start, whichever is largest;
+    /// 6. dispatches from there up to `offset` on this thread, so the ConsumeQueues hold
+    ///    exactly the whole records below `offset`, and gives the writer the next queue
+    ///    offsets from them (as at start-up: a later `put` continues the queues). If
+    ///    `offset` cuts a record, dispatching stops where that record starts; its prefix
+    ///    stays in the log and is indexed once replicated bytes complete it (a restart
+    ///    before that cuts it off, as any torn tail);
+    /// 7. flushes the ConsumeQueues and writes a checkpoint at min(old checkpoint, the
+    ///    boundary dispatching reached), then lets the dispatcher resume from there.
+    ///
+    /// `offset` past the end or below the first segment is refused with
+    /// [`Error::Invalid`]; `offset` equal to the end changes nothing.
+    pub fn truncate_log(&self, offset: i64) -> Result<TruncateReport> {
+        if self.closed.load(Ordering::Acquire) {
+            return Err(Error::WriterStopped("the store is shut down".into()));
+        }
+        let _checkpoints = self
+            .checkpoint_gate
+            .lock
+            .lock()
+            .unwrap_or_else(|p| p.into_inner());
+        // Bumped again on the way out (still under the lock), after `dispatched` moved: a
+        // candidate read at any point in between is never written.
+        let _generation = BumpOnDrop(&self.checkpoint_gate.generation);
+        _generation.0.fetch_add(1, Ordering::AcqRel);
+        let _paused = self.dispatch_gate.pause();
+        let old_end = self.log.max_offset();
+        let first = self.log.min_offset();
+        if offset > old_end || offset < first {
+            return Err(Error::Invalid(format!(
+                "cannot truncate the CommitLog to {offset}: it holds [{first}, {old_end})"
+            )));
+        }
+        if offset == old_end {
+            return Ok(TruncateReport {
+                dropped_bytes: 0,
+                new_end: offset,
+            });
+        }
+        let dispatched = self.dispatched.load(Ordering::Acquire);
+        let old_cp = recovery::read_checkpoint(&self.root)?.map(|c| c.phys_offset);
+        if let Some(cp) = old_cp.filter(|&cp| cp > offset) {
+            let seg_size = self.log.config().segment_size as i64;
+            let lowered = cp.min(offset - offset % seg_size);
+            recovery::write_checkpoint(
+                &self.root,
+                &Checkpoint {
+                    phys_offset: lowered,
+                    timestamp_ms: now_ms(),
+                },
+            )?;
+        }
+        self.log.truncate(offset)?;
+        self.cqs.truncate_to_phys(offset)?;
+        let floor = if dispatched <= offset {
+            dispatched
+        } else {
+            let mut b = first.max(old_cp.filter(|&cp| cp <= offset).unwrap_or(first));
+            for (_, _, q) in self.cqs.all() {
+                if let Some(e) = q.last_entry()? {
+                    if e.phys_end() <= offset {
+                        b = b.max(e.phys_end());
+                    }
+                }
+            }
+            b
+        };
+        self.dispatched.store(floor, Ordering::Release);
+        let resume = dispatch::dispatch_range(
+            &self.log,
+            &self.cqs,
+            &self.levels,
+            floor as u64,
+            offset as u64,
+            self.listener.as_deref(),
+        )? as i64;
+        self.dispatched.store(resume, Ordering::Release);
+        self.examined.store(offset, Ordering::Release);
+        self.log.set_queue_offsets(queue_offset_table(&self.cqs));
+        self.cqs.flush_all()?;
+        let checkpoint = old_cp.map_or(resume, |cp| cp.min(resume));
+        recovery::write_checkpoint(
+            &self.root,
+            &Checkpoint {
+                phys_offset: checkpoint,
+                timestamp_ms: now_ms(),
+            },
+        )?;
+        let dropped_bytes = (old_end - offset) as u64;
+        tracing::warn!(
+            dropped_bytes,
+            from = offset,
+            to = old_end,
+            dispatch_resumes_at = resume,
+            checkpoint,
+            "truncated the CommitLog past the master's end: bytes [{offset}, {old_end}) dropped"
+        );
+        Ok(TruncateReport {
+            dropped_bytes,
+            new_end: offset,
+        })
     }
 
     /// Offset up to which every record has a ConsumeQueue entry.
@@ -375,7 +543,14 @@ impl MessageStore {
         }
         // Appends still queued are stored; after the writer stops, new ones are refused.
         let log_end = self.log.shutdown()?;
-        let reached = self.wait_dispatched(log_end, Duration::from_secs(30));
+        // Wait until the dispatcher has looked at everything; on a slave the log may end
+        // inside a record (a replication chunk cut it), which stays unindexed and is cut
+        // by the next start's recovery.
+        let deadline = Instant::now() + Duration::from_secs(30);
+        while self.examined.load(Ordering::Acquire) < log_end && Instant::now() < deadline {
+            std::thread::sleep(Duration::from_micros(200));
+        }
+        let reached = self.examined.load(Ordering::Acquire) >= log_end;
         self.stop.store(true, Ordering::Release);
         self.log.progress().stop();
         for t in self.threads.lock().expect("threads lock").drain(..) {
@@ -390,6 +565,8 @@ impl MessageStore {
             );
             return Ok(());
         }
+        // The checkpoint is a record boundary: the end of the last indexed record.
+        let log_end = self.dispatched_offset();
         recovery::write_checkpoint(
             &self.root,
             &Checkpoint {
@@ -434,6 +611,7 @@ fn housekeeping(
     cqs: &ConsumeQueueStore,
     dispatched: &AtomicI64,
     stop: &AtomicBool,
+    gate: &CheckpointGate,
     every: Duration,
 ) {
     let mut last = -1i64;
@@ -442,6 +620,7 @@ fn housekeeping(
         while Instant::now() < deadline && !stop.load(Ordering::Acquire) {
             std::thread::sleep(Duration::from_millis(20).min(every));
         }
+        let generation = gate.generation.load(Ordering::Acquire);
         let candidate = dispatched.load(Ordering::Acquire);
         if candidate == last {
             continue;
@@ -453,6 +632,10 @@ fn housekeeping(
         // The candidate is durable once the log's durable end passes it; wait a little.
         if !log.progress().wait(Level::Durable, candidate, every) {
             continue;
+        }
+        let _gate = gate.lock.lock().unwrap_or_else(|p| p.into_inner());
+        if gate.generation.load(Ordering::Acquire) != generation {
+            continue; // a truncation ran since the candidate was read
         }
         match recovery::write_checkpoint(
             root,

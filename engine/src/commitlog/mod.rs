@@ -11,6 +11,10 @@
 //! | `writer` | the writer thread: encode, group-commit writes, flush, acknowledgements |
 //! | `recovery` | checkpoint, abort marker, start-up scan and tail cut |
 //!
+//! Truncation (slave side, [`CommitLog::truncate`]): the writer finishes what is in flight,
+//! makes everything below the cut durable, fails the SYNC_FLUSH acknowledgements past it,
+//! zeroes the segment tail past the cut, deletes later segments and continues there.
+//!
 //! Contract: an append is answered once, on the writer thread, with where each message
 //! landed. Under ASYNC_FLUSH the answer comes when the records are in the tail ring
 //! (readable by every reader), under SYNC_FLUSH when they are durable or, after
@@ -26,6 +30,7 @@ mod writer;
 
 use std::collections::HashMap;
 use std::os::unix::fs::FileExt;
+use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::mpsc::{self, SyncSender};
 use std::sync::{Arc, Mutex, RwLock};
 use std::thread::JoinHandle;
@@ -52,6 +57,10 @@ pub(crate) struct Shared {
     pub stopped: Mutex<Option<String>>,
     /// Whether the ring and snapshot page are registered io_uring buffers.
     pub registered: std::sync::atomic::AtomicBool,
+    /// Bumped by the writer before a truncation touches any file: a reader that copied
+    /// from a segment file checks it did not change, so it never returns bytes that were
+    /// being cut.
+    pub truncations: AtomicU64,
 }
 
 pub struct CommitLog {
@@ -114,6 +123,7 @@ impl CommitLog {
             doorbell,
             stopped: Mutex::new(None),
             registered: std::sync::atomic::AtomicBool::new(false),
+            truncations: AtomicU64::new(0),
             cfg,
         });
         let (tx, rx) = mpsc::sync_channel(shared.cfg.queue_capacity);
@@ -201,6 +211,31 @@ impl CommitLog {
         self.send(Command::AppendRaw(raw));
     }
 
+    /// Slave side: cuts the log back to `offset` (the master's end) and blocks until done.
+    ///
+    /// The writer finishes every write and fdatasync in flight and makes the log durable
+    /// up to `offset`; answers every SYNC_FLUSH append still waiting whose end lies past
+    /// `offset` with ServiceNotAvailable("truncated"); zeroes the segment holding `offset`
+    /// from there to its end and deletes every later segment file (fdatasync and directory
+    /// fsync before returning); then continues appending at `offset` (a segment starting
+    /// exactly at `offset` is the current one). `offset == max_offset()` changes nothing.
+    ///
+    /// Refused with [`Error::Invalid`] past the end or below the first segment. The caller
+    /// submits no appends meanwhile and, if the store keeps a checkpoint, lowers it to
+    /// at most `offset` first (see `MessageStore::truncate_log`). An I/O error while
+    /// cutting stops the writer, like a failed write.
+    pub fn truncate(&self, offset: i64) -> Result<()> {
+        if offset < 0 {
+            return Err(Error::Invalid(format!(
+                "cannot truncate the CommitLog to {offset}"
+            )));
+        }
+        let (tx, rx) = mpsc::channel();
+        self.send(Command::Truncate(offset as u64, tx));
+        rx.recv()
+            .unwrap_or_else(|_| Err(Error::WriterStopped("writer exited".into())))
+    }
+
     fn send(&self, cmd: Command) {
         let guard = self.tx.read().expect("sender lock");
         let Some(tx) = guard.as_ref() else {
@@ -224,52 +259,71 @@ impl CommitLog {
     }
 
     /// Runs `f` on the log bytes `[phys, phys + len)` (which must lie in one segment and
-    /// below `append_end`): in place from the tail ring when they are still there,
-    /// otherwise from a copy read from the segment file.
+    /// below `append_end`): in place from the tail ring when they are all still there,
+    /// otherwise from a copy made by [`CommitLog::read`].
     pub fn with_bytes<R>(&self, phys: i64, len: usize, f: impl FnOnce(&[u8]) -> R) -> Result<R> {
-        let end = self.shared.progress.get(Level::Append);
-        if phys < 0 || phys + len as i64 > end {
-            return Err(Error::Invalid(format!(
-                "range {phys}+{len} is beyond the log end {end}"
-            )));
-        }
         let mut f = Some(f);
-        if let Some(r) = self
-            .shared
-            .tail
-            .with_slice(phys as u64, len, end as u64, |b| {
-                (f.take().expect("once"))(b)
-            })
-        {
-            return Ok(r);
+        if phys >= 0 {
+            if let Some(r) =
+                self.shared
+                    .tail
+                    .with_slice(phys as u64, len, &self.shared.progress, |b| {
+                        (f.take().expect("once"))(b)
+                    })
+            {
+                return Ok(r);
+            }
         }
         let mut buf = vec![0u8; len];
-        self.read_files(phys as u64, &mut buf)?;
+        self.read(phys, &mut buf)?;
         Ok((f.take().expect("once"))(&buf))
     }
 
-    /// Copies `[phys, phys + buf.len())` into `buf` (may span segments).
+    /// Copies `[phys, phys + buf.len())` into `buf` (may span segments): the part at or
+    /// above the tail window's start from the ring, the part below it from the segment
+    /// files (the window never starts above `write_end`, so that part is on disk; bytes
+    /// above `write_end` may not be, and are never read from the files).
     pub fn read(&self, phys: i64, buf: &mut [u8]) -> Result<()> {
-        let end = self.shared.progress.get(Level::Append);
-        if phys < 0 || phys + buf.len() as i64 > end {
-            return Err(Error::Invalid(format!(
-                "range {phys}+{} is beyond the log end {end}",
-                buf.len()
-            )));
-        }
-        let len = buf.len();
-        if self
-            .shared
-            .tail
-            .with_slice(phys as u64, len, end as u64, |b| buf.copy_from_slice(b))
-            .is_some()
-        {
+        let len = buf.len() as u64;
+        // Each retry means the window moved on by at least a quarter ring (or the log was
+        // cut, which the range check then reports): a few are plenty.
+        for _ in 0..64 {
+            let epoch = self.shared.truncations.load(Ordering::Acquire);
+            let end = self.shared.progress.get(Level::Append);
+            if phys < 0 || phys + len as i64 > end {
+                return Err(Error::Invalid(format!(
+                    "range {phys}+{len} is beyond the log end {end}"
+                )));
+            }
+            let start = phys as u64;
+            let split = self.shared.tail.retain_start().clamp(start, start + len);
+            let (below, in_ring) = buf.split_at_mut((split - start) as usize);
+            if !in_ring.is_empty() {
+                let n = in_ring.len();
+                let copied = self
+                    .shared
+                    .tail
+                    .with_slice(split, n, &self.shared.progress, |b| {
+                        in_ring.copy_from_slice(b)
+                    });
+                if copied.is_none() {
+                    continue; // the window moved past `split`, or the log was cut
+                }
+            }
+            if !below.is_empty() {
+                self.read_files(start, below, epoch)?;
+            }
             return Ok(());
         }
-        self.read_files(phys as u64, buf)
+        Err(Error::Invalid(format!(
+            "range {phys}+{len} kept moving out of the tail window"
+        )))
     }
 
-    fn read_files(&self, phys: u64, buf: &mut [u8]) -> Result<()> {
+    /// Copies from the segment files. `epoch` is the truncation count read before the
+    /// caller checked the range against `append_end`: if a truncation started since, the
+    /// bytes may have been cut while being read, and the read fails instead.
+    fn read_files(&self, phys: u64, buf: &mut [u8], epoch: u64) -> Result<()> {
         let mut at = phys;
         let mut done = 0;
         while done < buf.len() {
@@ -282,6 +336,12 @@ impl CommitLog {
                 .map_err(|e| Error::io(format!("read {}", seg.path.display()), e))?;
             done += n;
             at += n as u64;
+        }
+        if self.shared.truncations.load(Ordering::Acquire) != epoch {
+            return Err(Error::Invalid(format!(
+                "range {phys}+{} was truncated while being read",
+                buf.len()
+            )));
         }
         Ok(())
     }
@@ -323,6 +383,9 @@ fn fail_command(cmd: Command, why: &str) {
         )),
         Command::AppendRaw(raw) => (raw.done)(Err(Error::WriterStopped(why.into()))),
         Command::SetQueueOffsets(_) => {}
+        Command::Truncate(_, tx) => {
+            let _ = tx.send(Err(Error::WriterStopped(why.into())));
+        }
         Command::Shutdown(tx) => {
             let _ = tx.send(Err(Error::WriterStopped(why.into())));
         }

@@ -178,6 +178,21 @@ impl Preallocator {
         }
     }
 
+    /// The base of the segment being prepared (or prepared and not yet taken), if any.
+    pub fn pending(&self) -> Option<u64> {
+        self.pending
+    }
+
+    /// Waits for the outstanding request, if any, and drops its result (the file stays on
+    /// disk; the caller deletes it if it must not be used).
+    pub fn discard(&mut self) {
+        if let Some(base) = self.pending.take() {
+            if let Ok((b, _)) = self.ready.recv() {
+                debug_assert_eq!(b, base);
+            }
+        }
+    }
+
     /// The segment at `base`: the one prepared in the background, or prepared now.
     pub fn take(&mut self, base: u64) -> Result<SegmentFile> {
         if self.pending != Some(base) {

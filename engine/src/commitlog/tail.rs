@@ -7,6 +7,7 @@
 
 use std::sync::RwLock;
 
+use super::progress::{Level, Progress};
 use crate::io::tail_ring::TailRing;
 use crate::{Error, Result};
 
@@ -32,22 +33,28 @@ impl Tail {
         self.ring.capacity() as u64
     }
 
-    /// Runs `f` on `[phys, phys + len)` if those bytes are in the ring and below
-    /// `append_end` (read by the caller from the published offset). None otherwise.
+    /// Runs `f` on `[phys, phys + len)` if those bytes are in the ring and below the
+    /// published `append_end`. None otherwise.
+    ///
+    /// `append_end` is read under the read lock: a truncation lowers it under the write
+    /// lock (see [`Tail::reset_with`]), so a reader either finishes before the truncation
+    /// or sees the new, lower end; it never copies ring bytes the writer may reuse.
     pub fn with_slice<R>(
         &self,
         phys: u64,
         len: usize,
-        append_end: u64,
+        progress: &Progress,
         f: impl FnOnce(&[u8]) -> R,
     ) -> Option<R> {
         let retain = self.retain_start.read().expect("tail lock");
+        let append_end = progress.get(Level::Append).max(0) as u64;
         if phys < *retain || phys + len as u64 > append_end || len > self.ring.capacity() {
             return None;
         }
         // SAFETY: the range is >= retain_start and < append_end; the writer only writes
         // ring bytes at or above append_end, and overwrites an older lap only after
-        // raising retain_start under the write lock, which our read guard holds off.
+        // raising retain_start under the write lock, which our read guard holds off; a
+        // truncation lowers append_end only under that write lock, too.
         Some(f(unsafe { self.ring.slice(phys, len) }))
     }
 
@@ -65,5 +72,14 @@ impl Tail {
     /// Writer only: reset the window after recovery or truncation.
     pub fn reset(&self, to: u64) {
         *self.retain_start.write().expect("tail lock") = to;
+    }
+
+    /// Writer only: moves the window to start at `to` and runs `f` (which re-seeds ring
+    /// bytes and publishes the new offsets) while holding the write lock, so no reader is
+    /// inside [`Tail::with_slice`] while the window and `append_end` change.
+    pub fn reset_with<R>(&self, to: u64, f: impl FnOnce() -> R) -> R {
+        let mut retain = self.retain_start.write().expect("tail lock");
+        *retain = to;
+        f()
     }
 }

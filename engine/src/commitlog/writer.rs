@@ -17,20 +17,26 @@
 //! A failed write or fdatasync stops the writer: every waiter is failed, nothing more is
 //! acknowledged, and the broker must restart (after an fsync error the page cache and
 //! device state cannot be trusted).
+//!
+//! A truncation (`Command::Truncate`) stops taking commands until nothing is in flight
+//! and the log is written and durable up to the cut (writes past the cut are not
+//! submitted meanwhile), then cuts in one step on this thread: see `truncate_now`.
 
 use std::collections::{HashMap, VecDeque};
-use std::sync::mpsc::{Receiver, TryRecvError};
+use std::os::unix::fs::FileExt;
+use std::sync::atomic::Ordering;
+use std::sync::mpsc::{Receiver, Sender, TryRecvError};
 use std::sync::Arc;
 use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
 
 use super::config::{FlushMode, SyncMethod};
 use super::progress::Level;
 use super::request::{AppendOutcome, AppendRequest, Appended, Completion, PutStatus, RawAppend};
-use super::segment::{Preallocator, SegmentFile};
+use super::segment::{self, Preallocator, SegmentFile};
 use super::Shared;
 use crate::io::aligned::AlignedBuf;
 use crate::io::uring::{Completion as Cqe, WriterRing};
-use crate::io::{align_down, faults, PAGE};
+use crate::io::{align_down, direct_file, faults, PAGE};
 use crate::record::{self, StoreFields};
 use crate::{Error, Result};
 
@@ -41,6 +47,9 @@ pub enum Command {
     /// Replace the next-queue-offset table (once, at start, after the ConsumeQueues are
     /// rebuilt; the queue is FIFO so it precedes every append).
     SetQueueOffsets(HashMap<Box<str>, Vec<i64>>),
+    /// Cut the log back to this offset (slave side); answered once done (see
+    /// `CommitLog::truncate`).
+    Truncate(u64, Sender<Result<()>>),
     /// Make everything durable, then exit; the sender learns the final durable end.
     Shutdown(std::sync::mpsc::Sender<Result<i64>>),
 }
@@ -113,6 +122,9 @@ pub struct Writer {
     completions: Vec<Cqe>,
     /// Set once by `fail`; the reason every later request is refused with.
     failed: Option<String>,
+    /// A truncation waiting for in-flight I/O to finish: (offset, reply). No command is
+    /// taken while it waits.
+    truncating: Option<(u64, Sender<Result<()>>)>,
 }
 
 impl Writer {
@@ -165,6 +177,7 @@ impl Writer {
             shutdown: None,
             completions: Vec::with_capacity(64),
             failed: None,
+            truncating: None,
             shared,
         })
     }
@@ -193,6 +206,9 @@ impl Writer {
     /// Returns true if a command is waiting for room.
     fn take_commands(&mut self) -> bool {
         loop {
+            if self.truncating.is_some() && !self.try_truncate() {
+                return false;
+            }
             let cmd = match self.stash.take() {
                 Some(cmd) => cmd,
                 None => match self.rx.try_recv() {
@@ -221,6 +237,7 @@ impl Writer {
                     }
                 }
                 Command::SetQueueOffsets(table) => self.queue_offsets = table,
+                Command::Truncate(offset, reply) => self.begin_truncate(offset, reply),
                 Command::Shutdown(tx) => self.shutdown = Some(tx),
             }
         }
@@ -458,16 +475,21 @@ impl Writer {
         }
         let sync = self.shared.cfg.flush_mode == FlushMode::Sync;
         let max_inflight = if sync { 1 } else { MAX_INFLIGHT };
-        while self.inflight.len() < max_inflight && self.submitted_end < self.append_end {
+        // While a truncation waits, only bytes below the cut are worth writing.
+        let limit = match self.truncating {
+            Some((offset, _)) => offset.min(self.append_end),
+            None => self.append_end,
+        };
+        while self.inflight.len() < max_inflight && self.submitted_end < limit {
             if self.inflight.back().is_some_and(|w| w.partial) {
                 break;
             }
             let start = align_down(self.submitted_end);
-            let full = align_down(self.append_end);
+            let full = align_down(limit);
             let end = if !sync && full > start + CHUNK {
                 start + CHUNK
             } else if sync || self.inflight.is_empty() {
-                self.append_end
+                limit
             } else if full > start {
                 full
             } else {
@@ -572,11 +594,176 @@ impl Writer {
         self.submitted_end = end;
     }
 
+    /// Answers a truncation request at once when it is refused or changes nothing;
+    /// otherwise parks it until `try_truncate` can run it.
+    fn begin_truncate(&mut self, offset: u64, reply: Sender<Result<()>>) {
+        if let Some(why) = self.stopped_reason() {
+            let _ = reply.send(Err(Error::WriterStopped(why)));
+            return;
+        }
+        let first = self
+            .shared
+            .segments
+            .first_base()
+            .unwrap_or(self.current.base);
+        if offset > self.append_end || offset < first {
+            let _ = reply.send(Err(Error::Invalid(format!(
+                "cannot truncate the CommitLog to {offset}: it holds [{first}, {})",
+                self.append_end
+            ))));
+            return;
+        }
+        if offset == self.append_end {
+            let _ = reply.send(Ok(()));
+            return;
+        }
+        self.truncating = Some((offset, reply));
+    }
+
+    /// Runs the parked truncation once no write or fdatasync is in flight and the log is
+    /// written and durable up to the cut (`maybe_write` and `maybe_fsync` get it there).
+    /// Returns false while it must still wait.
+    fn try_truncate(&mut self) -> bool {
+        let Some(offset) = self.truncating.as_ref().map(|(o, _)| *o) else {
+            return true;
+        };
+        if let Some(why) = self.stopped_reason() {
+            if let Some((_, reply)) = self.truncating.take() {
+                let _ = reply.send(Err(Error::WriterStopped(why)));
+            }
+            return true;
+        }
+        let idle = self.inflight.is_empty() && self.fsync_inflight.is_none();
+        if !idle || self.write_end < offset || self.durable_end < offset {
+            return false;
+        }
+        let (_, reply) = self.truncating.take().expect("a parked truncation");
+        let res = self.truncate_now(offset);
+        if let Err(e) = &res {
+            // Files may be half cut: stop, as after a failed write; restart recovers.
+            self.fail(format!("truncating the CommitLog to {offset} failed: {e}"));
+        }
+        let _ = reply.send(res);
+        true
+    }
+
+    /// Cuts the log back to `offset` (< append_end). Nothing is in flight and everything
+    /// below `offset` is written and durable. For a crash in the middle, the tail of the
+    /// segment holding `offset` is zeroed and synced before later segments are deleted,
+    /// so a start-up scan from a checkpoint <= `offset` stops at `offset` whatever made
+    /// it to disk.
+    fn truncate_now(&mut self, offset: u64) -> Result<()> {
+        let seg_size = self.shared.cfg.segment_size;
+        let dir = self.shared.cfg.dir.clone();
+        let old_end = self.append_end;
+        let base = offset - offset % seg_size;
+        let next = base + seg_size;
+        let page = align_down(offset);
+
+        let target = match self.shared.segments.find(base) {
+            Some(seg) => seg,
+            None => {
+                // Only reachable when `offset` starts a segment that was never created.
+                let seg = Arc::new(self.prealloc.take(base)?);
+                self.shared.segments.insert(seg.clone());
+                seg
+            }
+        };
+        // The partial page [page, offset) the next write rewrites: still in the ring, or
+        // read back now, before anything is cut, so a read error changes nothing.
+        let in_ring = page >= self.shared.tail.retain_start();
+        let mut seed = Vec::new();
+        if !in_ring && offset > page {
+            seed.resize((offset - page) as usize, 0);
+            target
+                .read_file()
+                .read_exact_at(&mut seed, page - base)
+                .map_err(|e| Error::io(format!("read {}", target.path.display()), e))?;
+        }
+
+        // SYNC_FLUSH appends past the cut will never be durable.
+        let mut kept = VecDeque::with_capacity(self.acks.len());
+        for ack in self.acks.drain(..) {
+            if ack.end > offset {
+                (ack.done)(AppendOutcome::rejected(PutStatus::ServiceNotAvailable(
+                    "truncated".into(),
+                )));
+            } else {
+                kept.push_back(ack);
+            }
+        }
+        self.acks = kept;
+        // From here on a reader copying from a segment file fails rather than return
+        // bytes being cut.
+        self.shared.truncations.fetch_add(1, Ordering::AcqRel);
+
+        // A segment being prepared for right after `target` is fresh: keep it. Any other
+        // is waited for and deleted with the rest.
+        let keep_next = self.prealloc.pending() == Some(next);
+        if !keep_next {
+            self.prealloc.discard();
+        }
+        // 1. Zero the cut tail of the target segment, durably.
+        let file = std::fs::OpenOptions::new()
+            .write(true)
+            .open(&target.path)
+            .map_err(|e| Error::io(format!("open {}", target.path.display()), e))?;
+        direct_file::zero_range(&file, &target.path, offset - base, seg_size)?;
+        direct_file::sync_data(&file, &target.path)?;
+        drop(file);
+        // 2. Later segments: out of the readers' table, then off the disk. Nothing in
+        // flight references them; readers holding an Arc keep the file open.
+        let dropped = self.shared.segments.remove_from(base + 1);
+        for b in segment::list(&dir)? {
+            if b <= base || (keep_next && b == next) {
+                continue;
+            }
+            let path = dir.join(segment::file_name(b));
+            match std::fs::remove_file(&path) {
+                Ok(()) => {}
+                Err(e) if e.kind() == std::io::ErrorKind::NotFound => {}
+                Err(e) => return Err(Error::io(format!("remove {}", path.display()), e)),
+            }
+        }
+        direct_file::sync_dir(&dir)?;
+        drop(dropped);
+
+        // 3. Continue at `offset`.
+        self.unsynced = vec![target.clone()];
+        self.current = target;
+        self.append_end = offset;
+        self.write_end = offset;
+        self.durable_end = offset;
+        self.submitted_end = offset;
+        let shared = &self.shared;
+        shared.tail.reset_with(page, || {
+            if !seed.is_empty() {
+                // SAFETY: the tail's write lock is held, so no reader is inside
+                // with_slice; [page, offset) is at or above the new retain_start and
+                // nothing is in flight, so no write reads these ring bytes; only this
+                // thread writes the ring.
+                let dst = unsafe { shared.tail.ring().slice_mut(page, seed.len()) };
+                dst.copy_from_slice(&seed);
+            }
+            shared.progress.reset(offset as i64);
+        });
+        self.prealloc.request(self.current.end());
+        tracing::info!(
+            offset,
+            old_end,
+            dropped_bytes = old_end - offset,
+            segment = self.current.base,
+            "CommitLog truncated"
+        );
+        Ok(())
+    }
+
     /// ASYNC_FLUSH: fdatasync everything written, every flush_interval.
     fn maybe_fsync(&mut self) {
         let async_flush = self.shared.cfg.flush_mode == FlushMode::Async;
-        let due =
-            self.last_fsync.elapsed() >= self.shared.cfg.flush_interval || self.shutdown.is_some();
+        let due = self.last_fsync.elapsed() >= self.shared.cfg.flush_interval
+            || self.shutdown.is_some()
+            || self.truncating.is_some();
         if !async_flush
             || !due
             || self.fsync_inflight.is_some()
@@ -596,7 +783,7 @@ impl Writer {
 
     /// Shutdown completes once everything appended is durable.
     fn finished(&mut self) -> bool {
-        if self.shutdown.is_none() || self.stash.is_some() {
+        if self.shutdown.is_none() || self.stash.is_some() || self.truncating.is_some() {
             return false;
         }
         let failed = self.stopped_reason();

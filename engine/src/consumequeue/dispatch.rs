@@ -2,10 +2,15 @@
 //! per record. It parses records in place in the tail ring, so on a slave it works the
 //! same on replicated bytes (a record cut by a replication chunk waits for the rest).
 //! Runs on the dispatch/housekeeping core.
+//!
+//! The dispatcher holds a [`DispatchGate`] while it dispatches a range and publishes its
+//! position, and reads both its position and the log's end under it, so a slave-side
+//! truncation (`MessageStore::truncate_log`) can stop it between ranges, move the
+//! position back and let it resume from there.
 
 use std::collections::HashMap;
-use std::sync::atomic::{AtomicBool, AtomicI64, Ordering};
-use std::sync::Arc;
+use std::sync::atomic::{AtomicBool, AtomicI64, AtomicU32, Ordering};
+use std::sync::{Arc, Mutex, MutexGuard};
 use std::time::Duration;
 
 use super::{ConsumeQueueStore, CqEntry};
@@ -17,6 +22,47 @@ use crate::{Error, Result};
 /// Told about new entries, e.g. to wake long-polling pulls.
 pub trait DispatchListener: Send + Sync {
     fn on_dispatched(&self, topic: &str, queue_id: i32, max_offset: i64);
+}
+
+/// Stops the dispatcher between ranges (see the module comment).
+#[derive(Default)]
+pub struct DispatchGate {
+    lock: Mutex<()>,
+    /// Pausers waiting or holding the gate: the dispatcher stays out meanwhile, so a
+    /// busy dispatcher cannot starve a truncation.
+    pausers: AtomicU32,
+}
+
+/// Keeps the dispatcher paused until dropped; it then re-reads its position.
+pub struct DispatchPause<'a> {
+    gate: &'a DispatchGate,
+    _guard: MutexGuard<'a, ()>,
+}
+
+impl DispatchGate {
+    /// Waits until the dispatcher is between ranges and keeps it there.
+    pub fn pause(&self) -> DispatchPause<'_> {
+        self.pausers.fetch_add(1, Ordering::SeqCst);
+        let guard = self.lock.lock().unwrap_or_else(|p| p.into_inner());
+        DispatchPause {
+            gate: self,
+            _guard: guard,
+        }
+    }
+
+    /// The dispatcher's side: None while a pause is requested or held.
+    fn enter(&self) -> Option<MutexGuard<'_, ()>> {
+        if self.pausers.load(Ordering::SeqCst) != 0 {
+            return None;
+        }
+        Some(self.lock.lock().unwrap_or_else(|p| p.into_inner()))
+    }
+}
+
+impl Drop for DispatchPause<'_> {
+    fn drop(&mut self) {
+        self.gate.pausers.fetch_sub(1, Ordering::SeqCst);
+    }
 }
 
 /// Bytes examined per pass; a record larger than this is read whole on its own.
@@ -134,7 +180,9 @@ fn apply(
     Ok(())
 }
 
-/// The dispatcher thread's loop: follow `append_end` until `stop`.
+/// The dispatcher thread's loop: follow `append_end` until `stop`, from the position in
+/// `dispatched` (re-read on every pass: a truncation may move it back).
+#[allow(clippy::too_many_arguments)] // the thread's whole context, passed once at spawn
 pub fn run(
     log: Arc<CommitLog>,
     cqs: Arc<ConsumeQueueStore>,
@@ -142,24 +190,37 @@ pub fn run(
     dispatched: Arc<AtomicI64>,
     stop: Arc<AtomicBool>,
     listener: Option<Arc<dyn DispatchListener>>,
+    gate: Arc<DispatchGate>,
+    examined: Arc<AtomicI64>,
 ) {
-    let mut pos = dispatched.load(Ordering::Acquire) as u64;
     while !stop.load(Ordering::Acquire) {
+        let Some(guard) = gate.enter() else {
+            std::thread::sleep(Duration::from_millis(1));
+            continue;
+        };
+        let pos = dispatched.load(Ordering::Acquire) as u64;
         let end = log.progress().get(Level::Append) as u64;
         if end <= pos {
+            drop(guard);
             log.progress()
                 .wait(Level::Append, pos as i64 + 1, Duration::from_millis(50));
             continue;
         }
-        match dispatch_range(&log, &cqs, &levels, pos, end, listener.as_deref()) {
+        let res = dispatch_range(&log, &cqs, &levels, pos, end, listener.as_deref());
+        if let Ok(next) = res {
+            dispatched.store(next as i64, Ordering::Release);
+            // Everything below `end` is indexed, except a record cut by a replication
+            // chunk that waits for its remaining bytes.
+            examined.fetch_max(end as i64, Ordering::AcqRel);
+        }
+        drop(guard);
+        match res {
             Ok(next) => {
                 if next == pos {
                     // A cut record (slave mid-chunk): wait for more bytes.
                     log.progress()
                         .wait(Level::Append, end as i64 + 1, Duration::from_millis(50));
                 }
-                pos = next;
-                dispatched.store(pos as i64, Ordering::Release);
             }
             Err(Error::Corrupt { offset, reason }) => {
                 tracing::error!(
