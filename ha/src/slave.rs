@@ -210,6 +210,8 @@ impl Shared {
         let mut last_read = Instant::now();
         // Where the next frame must start: the log end plus chunks still being appended.
         let mut expected = end;
+        // The master's first frame says where it streams from; only it may move us back.
+        let mut first_frame = true;
         let mut decoder = FrameDecoder::new(self.cfg.transfer_batch_size);
         let mut buf = vec![0u8; READ_BUF];
         let mut pending = Vec::new();
@@ -236,6 +238,31 @@ impl Shared {
                     loop {
                         match decoder.decode(&mut input) {
                             Ok(Some(frame)) => {
+                                if first_frame && frame.phys_offset < expected && pending.is_empty()
+                                {
+                                    // The master starts us below our end: we hold bytes it
+                                    // does not have (it lost an unflushed tail). Cut them and
+                                    // follow from its offset.
+                                    let report = self
+                                        .store
+                                        .truncate_log(frame.phys_offset)
+                                        .map_err(|e| {
+                                            io::Error::other(format!(
+                                                "cannot truncate the diverged log: {e}"
+                                            ))
+                                        })?;
+                                    tracing::warn!(
+                                        master = %self.master,
+                                        from = frame.phys_offset,
+                                        to = expected,
+                                        dropped_bytes = report.dropped_bytes,
+                                        "log diverged from the master's: dropped our tail and following the master"
+                                    );
+                                    expected = frame.phys_offset;
+                                    end = expected;
+                                    reported = -1;
+                                }
+                                first_frame = false;
                                 if frame.phys_offset != expected {
                                     failure = Some(mismatch(frame.phys_offset, expected));
                                     break;
@@ -272,7 +299,7 @@ impl Shared {
                     if let Some(e) = failure {
                         return Err(e);
                     }
-                    if end > reported {
+                    if end != reported {
                         self.report(&mut stream, end)?;
                         reported = end;
                         last_report = Instant::now();
