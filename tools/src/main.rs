@@ -1,6 +1,9 @@
-//! `ringmq`: the one binary. Subcommands: `broker` (more to come: `bench`, `compare`).
+//! `ringmq`: the one binary. Subcommands: `broker`, `bench` (the load generator) and
+//! `compare` (the report of two or more saved runs).
 
+mod bench;
 mod broker_cmd;
+mod report;
 mod signals;
 
 use clap::{Parser, Subcommand};
@@ -20,6 +23,10 @@ struct Cli {
 enum Command {
     /// Run a broker (standalone ASYNC_MASTER on 127.0.0.1:10911 under ./store by default).
     Broker(broker_cmd::BrokerArgs),
+    /// Load generator: produce (and optionally consume) against any RocketMQ-compatible broker.
+    Bench(bench::BenchArgs),
+    /// Compare two or more saved runs: markdown table and latency chart.
+    Compare(report::compare::CompareArgs),
 }
 
 fn main() {
@@ -28,10 +35,13 @@ fn main() {
             tracing_subscriber::EnvFilter::try_from_default_env().unwrap_or_else(|_| "info".into()),
         )
         .with_writer(std::io::stderr)
+        .with_ansi(std::io::IsTerminal::is_terminal(&std::io::stderr()))
         .init();
     let cli = Cli::parse();
     let code = match cli.command {
         Command::Broker(args) => broker_cmd::run(args),
+        Command::Bench(args) => bench::run(args),
+        Command::Compare(args) => report::compare::run(args),
     };
     std::process::exit(code);
 }
