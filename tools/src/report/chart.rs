@@ -222,6 +222,12 @@ fn plot<DB: DrawingBackend>(
     root.present()
 }
 
+/// A caption size that fits the title in the chart's width (about 0.55 em per character).
+fn title_size(title: &str) -> u32 {
+    let chars = title.chars().count().max(1) as f64;
+    ((1100.0 / (chars * 0.55)).floor() as u32).clamp(14, 30)
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -267,10 +273,4 @@ mod tests {
             std::fs::copy(&png, keep).unwrap();
         }
     }
-}
-
-/// A caption size that fits the title in the chart's width (about 0.55 em per character).
-fn title_size(title: &str) -> u32 {
-    let chars = title.chars().count().max(1) as f64;
-    ((1100.0 / (chars * 0.55)).floor() as u32).clamp(14, 30)
 }
