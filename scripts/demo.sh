@@ -115,4 +115,12 @@ fi
 
 echo "== report"
 "$BIN" compare "${RUNS[@]}" --out "$OUT" --title "SYNC_MASTER vs ASYNC_MASTER: $RATE msgs/s of $SIZE B, master+slave"
+# The generator's own ceiling (closed loop against an in-process fake broker), so the
+# report says how far from its limit the offered load was.
+"$BIN" bench --self-test --duration-secs 3 --warmup-secs 1 --size "$SIZE" --connections "$CONNECTIONS" --inflight "$INFLIGHT" --name generator-ceiling --out "$WORK/gen" -q >/dev/null 2>&1 || true
+CEILING=$(sed -n 's/.*"throughput_msgs_per_s": *\([0-9.]*\).*/\1/p' "$WORK/gen/generator-ceiling.json" 2>/dev/null | cut -d. -f1)
+if [ -n "$CEILING" ]; then
+  printf '\nLoad generator ceiling on this machine (closed loop against an in-process fake broker, 1 KiB): %s msgs/s; offered here: %s msgs/s.\n' "$CEILING" "$RATE" >>"$OUT/report.md"
+  echo "load generator ceiling: $CEILING msgs/s (offered $RATE)"
+fi
 echo "report written to $OUT/ (report.md, latency.svg, latency.png)"

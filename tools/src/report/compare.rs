@@ -111,6 +111,7 @@ fn compare(args: &CompareArgs) -> Result<(), String> {
     let _ = writeln!(md, "![latency by percentile](latency.svg)\n");
     md.push_str("## Errors\n\n");
     md.push_str(&errors_table(&runs, &names));
+    md.push_str(&generator_section(&runs, &names));
     md.push_str("\n## Runs\n\n");
     for (((summary, dist), name), (json, hgrm)) in runs
         .iter()
@@ -224,6 +225,25 @@ fn labels(runs: &[(RunSummary, Distribution)]) -> Vec<String> {
         seen.push(name);
     }
     seen
+}
+
+/// Whether the load generator kept its promise in each run: the rate it actually offered,
+/// how late sends left their timetable, and whether its in-flight window ever filled.
+fn generator_section(runs: &[(RunSummary, Distribution)], names: &[String]) -> String {
+    let mut out = String::from("\n## Load generator\n\n");
+    for ((summary, _), name) in runs.iter().zip(names) {
+        let get = |k: &str| summary.settings.get(k).map(String::as_str).unwrap_or("n/a");
+        let _ = writeln!(
+            out,
+            "- {}: offered {} msgs/s, schedule lag {}, window full {} times, kept its timetable: {}",
+            escape(name),
+            get("offered_achieved_msgs_per_s"),
+            get("schedule_lag_us"),
+            get("window_full_waits"),
+            get("kept_timetable"),
+        );
+    }
+    out
 }
 
 fn escape(text: &str) -> String {
