@@ -4,6 +4,7 @@
 //! | module | owns | runs on |
 //! | --- | --- | --- |
 //! | `config` | [`HaConfig`] (RocketMQ key names) | any |
+//! | `auth` | the `haAuthToken` handshake that opens a connection when a token is set | master reader, slave session |
 //! | `protocol` | the two HA frames: encoders, streaming decoders | master reader, slave session |
 //! | `slave_table` | [`SlaveTable`]: connected slaves, acked offsets, ack waiters | master readers write; any thread waits |
 //! | `transfer` | [`TransferPath`]: CommitLog range -> socket ([`CopyPath`] now; zero-copy later) | master senders |
@@ -16,6 +17,7 @@
 //! This first version uses std threads and blocking sockets; the io_uring HA core of
 //! ARCHITECTURE.md replaces them behind the same types.
 
+pub mod auth;
 pub mod config;
 pub mod master;
 pub mod metasync;
@@ -26,6 +28,7 @@ pub mod slave_table;
 pub mod sync_master;
 pub mod transfer;
 
+pub use auth::AuthError;
 pub use config::{EmptySlaveStart, HaConfig};
 pub use master::{decide_start, HaMaster, StartDecision};
 pub use metasync::MetaSync;

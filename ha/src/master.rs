@@ -2,8 +2,8 @@
 //!
 //! | thread | does |
 //! | --- | --- |
-//! | `ringmq-ha-accept` | accepts connections, registers them in the [`SlaveTable`] |
-//! | `ringmq-ha-read-<id>` | reads offset reports (spec 7.2) into the table, drops a slave silent past `haHousekeepingInterval`, and tears the connection down |
+//! | `ringmq-ha-accept` | accepts connections, hands each to its reader thread |
+//! | `ringmq-ha-read-<id>` | with `haAuthToken`, runs the master's half of the [`auth`](crate::auth) handshake and drops a peer that fails it unregistered; registers the slave in the [`SlaveTable`], reads offset reports (spec 7.2) into the table, drops a slave silent past `haHousekeepingInterval`, and tears the connection down |
 //! | `ringmq-ha-send-<id>` | waits for the first report, decides the start (spec 7.4), streams CommitLog bytes (spec 7.3) through a [`TransferPath`], heartbeats when idle |
 //!
 //! The sender ships bytes once the CommitLog's `write_end` covers them (the data path in
@@ -20,6 +20,7 @@ use std::time::{Duration, Instant};
 use ringmq_engine::commitlog::Level;
 use ringmq_engine::MessageStore;
 
+use crate::auth;
 use crate::config::{EmptySlaveStart, HaConfig};
 use crate::protocol::ReportDecoder;
 use crate::slave_table::SlaveTable;
@@ -249,7 +250,7 @@ fn add_connection(inner: &Arc<Inner>, stream: TcpStream) -> io::Result<()> {
     stream.set_nodelay(true)?;
     let handle = stream.try_clone()?;
     let sender_stream = stream.try_clone()?;
-    let id = inner.table.register(peer);
+    let id = inner.table.next_id();
     let conn = Arc::new(Conn {
         id,
         peer,
@@ -257,29 +258,38 @@ fn add_connection(inner: &Arc<Inner>, stream: TcpStream) -> io::Result<()> {
         first_report: Mutex::new(None),
         first_cv: Condvar::new(),
     });
-    let spawned = {
+    let thread = {
         let inner = inner.clone();
         std::thread::Builder::new()
             .name(format!("ringmq-ha-read-{id}"))
-            .spawn(move || serve(inner, conn, stream, sender_stream))
+            .spawn(move || serve(inner, conn, stream, sender_stream))?
     };
-    match spawned {
-        Ok(thread) => {
-            inner.conns.lock().expect("conns lock").push(ConnHandle {
-                stream: handle,
-                thread,
-            });
-            Ok(())
-        }
-        Err(e) => {
-            inner.table.unregister(id);
-            Err(e)
-        }
-    }
+    inner.conns.lock().expect("conns lock").push(ConnHandle {
+        stream: handle,
+        thread,
+    });
+    Ok(())
 }
 
-/// The reader thread: owns the connection's lifetime.
+/// The reader thread: owns the connection's lifetime. With a token, the peer is
+/// registered (and may report offsets) only once it passed the handshake; the handshake
+/// runs here, not on the acceptor, so a stray client cannot hold the accept path.
 fn serve(inner: Arc<Inner>, conn: Arc<Conn>, stream: TcpStream, sender_stream: TcpStream) {
+    if let Some(token) = &inner.cfg.auth_token {
+        let cfg = &inner.cfg;
+        let (cluster, broker) = (cfg.cluster_name.as_deref(), cfg.broker_name.as_deref());
+        match auth::master_handshake(&stream, token, cluster, broker, auth::HANDSHAKE_TIMEOUT) {
+            Ok(p) => {
+                tracing::info!(slave = %conn.peer, cluster = %p.cluster, broker = %p.broker, "HA peer authenticated")
+            }
+            Err(e) => {
+                tracing::warn!(peer = %conn.peer, error = %e, "HA peer refused: failed the haAuthToken handshake; closed without registering it");
+                let _ = stream.shutdown(Shutdown::Both);
+                return;
+            }
+        }
+    }
+    inner.table.register(conn.id, conn.peer);
     tracing::info!(slave = %conn.peer, id = conn.id, "slave connected");
     let sender = {
         let (inner, conn) = (inner.clone(), conn.clone());

@@ -32,6 +32,9 @@ fn ha_config(cfg: &BrokerConfig) -> HaConfig {
         transfer_batch_size: cfg.ha_transfer_batch_size,
         heartbeat_interval: cfg.ha_send_heartbeat_interval,
         housekeeping_interval: cfg.ha_housekeeping_interval,
+        auth_token: cfg.ha_auth_token.as_ref().map(|s| s.0.clone()),
+        cluster_name: Some(cfg.broker_cluster_name.clone()),
+        broker_name: Some(cfg.broker_name.clone()),
         ..HaConfig::default()
     }
 }

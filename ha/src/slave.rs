@@ -4,6 +4,9 @@
 //! with `MessageStore::put_raw`, reporting only once the appends completed. On any error
 //! it closes the connection and retries every `reconnect_interval`, logging once per
 //! state change (connected, disconnected, first failed attempt), never in a loop.
+//!
+//! With `haAuthToken` the session first answers the master's [`auth`](crate::auth)
+//! challenge; a slave without one refuses a master that opens with it (token mismatch).
 
 use std::io::{self, Read, Write};
 use std::net::{Shutdown, SocketAddr, TcpStream};
@@ -16,6 +19,7 @@ use std::time::{Duration, Instant};
 use ringmq_engine::commitlog::RawAppend;
 use ringmq_engine::MessageStore;
 
+use crate::auth;
 use crate::config::HaConfig;
 use crate::protocol::{encode_report, FrameDecoder};
 
@@ -131,6 +135,7 @@ impl Shared {
     fn run(&self) {
         let retry = self.cfg.reconnect_interval;
         let mut failure_logged = false;
+        let mut auth_failure_logged = false;
         while !self.stopped() {
             match TcpStream::connect_timeout(&self.master, retry.max(Duration::from_secs(1))) {
                 Ok(stream) => {
@@ -138,7 +143,19 @@ impl Shared {
                     let res = self.session(stream);
                     self.connected.store(false, Ordering::Release);
                     *self.socket.lock().expect("socket lock") = None;
+                    let auth_failed = matches!(&res, Err(e) if auth::is_auth_error(e));
                     match res {
+                        Err(e) if auth_failed && !self.stopped() && !auth_failure_logged => {
+                            tracing::warn!(
+                                master = %self.master,
+                                error = %e,
+                                retry_ms = retry.as_millis() as u64,
+                                "HA auth handshake with the master failed; retrying quietly"
+                            )
+                        }
+                        Err(e) if auth_failed && !self.stopped() => {
+                            tracing::debug!(master = %self.master, error = %e, "HA auth retry failed")
+                        }
                         Err(e) if !self.stopped() => tracing::warn!(
                             master = %self.master,
                             error = %e,
@@ -147,6 +164,7 @@ impl Shared {
                         ),
                         _ => tracing::info!(master = %self.master, "HA slave stopped"),
                     }
+                    auth_failure_logged = auth_failed;
                 }
                 Err(e) if !failure_logged => {
                     failure_logged = true;
@@ -201,6 +219,11 @@ impl Shared {
             }
             *slot = Some(stream.try_clone()?);
         }
+        if let Some(token) = &self.cfg.auth_token {
+            let cluster = self.cfg.cluster_name.as_deref().unwrap_or("");
+            let broker = self.cfg.broker_name.as_deref().unwrap_or("");
+            auth::slave_handshake(&stream, token, cluster, broker, auth::HANDSHAKE_TIMEOUT)?;
+        }
         self.connected.store(true, Ordering::Release);
         let mut end = self.store.commitlog().max_offset();
         tracing::info!(master = %self.master, local_end = end, "connected to HA master");
@@ -215,6 +238,8 @@ impl Shared {
         let mut decoder = FrameDecoder::new(self.cfg.transfer_batch_size);
         let mut buf = vec![0u8; READ_BUF];
         let mut pending = Vec::new();
+        // Without a token: the master's first bytes, to name a master that wants one.
+        let mut head = Vec::new();
         loop {
             if self.stopped() {
                 return Ok(());
@@ -233,6 +258,13 @@ impl Shared {
                 }
                 Ok(n) => {
                     last_read = Instant::now();
+                    if self.cfg.auth_token.is_none() && head.len() < auth::MAGIC.len() {
+                        let take = n.min(auth::MAGIC.len() - head.len());
+                        head.extend_from_slice(&buf[..take]);
+                        if auth::opens_handshake(&head) {
+                            return Err(auth::AuthError::MasterRequiresToken.into());
+                        }
+                    }
                     let mut input = &buf[..n];
                     let mut failure = None;
                     loop {

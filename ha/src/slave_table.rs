@@ -195,8 +195,13 @@ impl SlaveTable {
         self.release(None);
     }
 
-    pub(crate) fn register(&self, addr: SocketAddr) -> u64 {
-        let id = self.next_id.fetch_add(1, Ordering::Relaxed);
+    /// A fresh connection id, unique for the table's lifetime; [`Self::register`] it once
+    /// the connection may report.
+    pub(crate) fn next_id(&self) -> u64 {
+        self.next_id.fetch_add(1, Ordering::Relaxed)
+    }
+
+    pub(crate) fn register(&self, id: u64, addr: SocketAddr) {
         self.lock().insert(
             id,
             SlaveInfo {
@@ -207,7 +212,6 @@ impl SlaveTable {
                 last_report: None,
             },
         );
-        id
     }
 
     pub(crate) fn unregister(&self, id: u64) {
@@ -257,7 +261,8 @@ mod tests {
     #[test]
     fn a_report_releases_the_prefix_it_covers() {
         let t = Arc::new(SlaveTable::new());
-        let id = t.register("127.0.0.1:1".parse().unwrap());
+        let id = t.next_id();
+        t.register(id, "127.0.0.1:1".parse().unwrap());
         let handles: Vec<_> = [10, 20, 30]
             .into_iter()
             .map(|x| {

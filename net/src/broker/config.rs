@@ -74,7 +74,7 @@ pub struct BrokerConfig {
     /// does not count as in sync; with none in sync SYNC_MASTER answers SLAVE_NOT_AVAILABLE.
     pub ha_max_gap_not_in_sync: u64,
     /// `haAuthToken`: shared secret for the HA handshake (None: RocketMQ's classic protocol).
-    pub ha_auth_token: Option<String>,
+    pub ha_auth_token: Option<Secret>,
     pub ha_send_heartbeat_interval: Duration,
     pub ha_housekeeping_interval: Duration,
     pub ha_transfer_batch_size: usize,
@@ -129,6 +129,17 @@ impl Default for BrokerConfig {
             slave_sync_interval: Duration::from_secs(60),
             master_remoting_address: None,
         }
+    }
+}
+
+/// A secret setting (`haAuthToken`): its `Debug` never prints the value, so logging a
+/// configuration cannot leak it.
+#[derive(Clone, PartialEq, Eq)]
+pub struct Secret(pub String);
+
+impl std::fmt::Debug for Secret {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str("Secret(***)")
     }
 }
 
@@ -290,7 +301,9 @@ impl BrokerConfig {
                 "haMaxGapNotInSync" | "haSlaveFallbehindMax" => {
                     self.ha_max_gap_not_in_sync = positive(key, v)?
                 }
-                "haAuthToken" => self.ha_auth_token = (!v.is_empty()).then(|| v.to_string()),
+                "haAuthToken" => {
+                    self.ha_auth_token = (!v.is_empty()).then(|| Secret(v.to_string()))
+                }
                 "haSendHeartbeatInterval" => {
                     self.ha_send_heartbeat_interval = Duration::from_millis(positive(key, v)?)
                 }
@@ -412,6 +425,21 @@ mod tests {
         assert!(cfg.sync_flush);
         assert_eq!(warnings.len(), 2);
         assert!(warnings.iter().any(|w| w.contains("mysteryKey")));
+    }
+
+    #[test]
+    fn the_auth_token_never_shows_in_debug_output() {
+        let mut cfg = BrokerConfig::default();
+        cfg.apply(&BTreeMap::from([(
+            "haAuthToken".to_string(),
+            "hunter2".to_string(),
+        )]))
+        .unwrap();
+        assert!(!format!("{cfg:?}").contains("hunter2"));
+        assert_eq!(
+            cfg.ha_auth_token.as_ref().map(|s| s.0.as_str()),
+            Some("hunter2")
+        );
     }
 
     #[test]
