@@ -15,7 +15,13 @@ fn held_pull_wakes_on_arrival_and_times_out_otherwise() {
     let mq = MessageQueue::new("Poll", "broker-a", 0);
     p.send_to(&mq, Message::new("first")).unwrap();
     let c = PullConsumer::connect(&broker.addr, "cg").unwrap();
-    assert_eq!(c.pull(&mq, 0, 32, None).unwrap().messages.len(), 1);
+    assert_eq!(
+        c.pull(&mq, 0, 32, Some(Duration::from_secs(5)))
+            .unwrap()
+            .messages
+            .len(),
+        1
+    );
 
     // Nothing arrives: answered after about the suspend time.
     let started = Instant::now();

@@ -63,7 +63,10 @@ fn round_trips_with_json_and_binary_headers() {
         let mut got = Vec::new();
         let mut offset = 0;
         while got.len() < 20 {
-            let r = c.pull(&mq, offset, 32, None).unwrap();
+            // Long-poll: indexing is asynchronous, as in RocketMQ.
+            let r = c
+                .pull(&mq, offset, 32, Some(Duration::from_secs(5)))
+                .unwrap();
             assert_eq!(r.status, PullStatus::Found, "case {i}");
             offset = r.next_begin_offset;
             got.extend(r.messages);
@@ -102,7 +105,10 @@ fn batch_send_stores_consecutive_messages() {
     let mut offset = 0;
     let mut n = 0;
     while n < 50 {
-        let r = c.pull(&mq, offset, 32, None).unwrap();
+        // Long-poll: indexing is asynchronous, as in RocketMQ.
+        let r = c
+            .pull(&mq, offset, 32, Some(Duration::from_secs(5)))
+            .unwrap();
         for m in &r.messages {
             assert_eq!(m.body.len(), 100 + n);
             assert_eq!(m.keys.as_deref(), Some(format!("b{n}").as_str()));
