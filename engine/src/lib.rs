@@ -8,6 +8,7 @@
 //! | `consumequeue` | per topic/queue index files and the dispatcher that fills them | dispatch core |
 //! | `store` | `MessageStore`: start-up, recovery, pulls, checkpoints, shutdown | any |
 //! | `delay_levels` | RocketMQ's delay levels | any |
+//! | `waiters` | waits for an offset, in offset order (threads or callbacks with deadlines) | any |
 //! | `meta` | topics, consumer offsets, subscription groups, delay offsets (JSON) | any |
 
 pub mod commitlog;
@@ -18,6 +19,7 @@ pub mod io;
 pub mod meta;
 pub mod record;
 pub mod store;
+pub mod waiters;
 
 pub use error::{Error, Result};
 

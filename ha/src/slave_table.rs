@@ -2,15 +2,17 @@
 //! those acks (SYNC_MASTER). Written by the per-slave reader threads (`master`), read and
 //! waited on from any thread (net cores answering producers, admin).
 //!
-//! Waiters sit in a map ordered by offset, as in the engine's `Progress`: each report
-//! releases the whole prefix it covers in one pass; a waiter times out on its own
-//! condition variable, so there are no per-waiter timers or polling.
+//! Waiters are the engine's `OffsetWaiters`, as for the CommitLog's own offsets: each
+//! report releases the whole prefix it covers in one pass; callback waiters expire against
+//! their own deadlines in one sweep per tick.
 
 use std::collections::BTreeMap;
 use std::net::SocketAddr;
 use std::sync::atomic::{AtomicBool, AtomicI64, AtomicU64, Ordering};
-use std::sync::{Arc, Condvar, Mutex};
+use std::sync::Mutex;
 use std::time::{Duration, Instant};
+
+use ringmq_engine::waiters::OffsetWaiters;
 
 /// One connected slave, as last seen.
 #[derive(Debug, Clone)]
@@ -24,44 +26,15 @@ pub struct SlaveInfo {
     pub last_report: Option<Instant>,
 }
 
-struct Parker {
-    fired: Mutex<bool>,
-    cond: Condvar,
-}
-
 /// Called with true when released by an ack, false at its deadline or on stop.
-pub type AckCallback = Box<dyn FnOnce(bool) + Send>;
-
-/// A wait for some slave to ack an offset: a blocked thread, or a callback with its own
-/// deadline (the SYNC_MASTER send path; expired by [`SlaveTable::expire`]).
-enum Waiter {
-    Thread(Arc<Parker>),
-    Callback {
-        deadline: Instant,
-        done: AckCallback,
-    },
-}
-
-impl Waiter {
-    fn fire(self, acked: bool) {
-        match self {
-            Waiter::Thread(p) => {
-                *p.fired.lock().expect("waiter lock") = true;
-                p.cond.notify_one();
-            }
-            Waiter::Callback { done, .. } => done(acked),
-        }
-    }
-}
+pub type AckCallback = ringmq_engine::waiters::Callback;
 
 pub struct SlaveTable {
     slaves: Mutex<BTreeMap<u64, SlaveInfo>>,
     next_id: AtomicU64,
     /// Highest offset any slave ever acknowledged (RocketMQ's `push2SlaveMaxOffset`).
     high: AtomicI64,
-    seq: AtomicU64,
-    waiters: Mutex<BTreeMap<(i64, u64), Waiter>>,
-    has_waiters: AtomicBool,
+    waiters: OffsetWaiters,
     stopped: AtomicBool,
 }
 
@@ -77,9 +50,7 @@ impl SlaveTable {
             slaves: Mutex::new(BTreeMap::new()),
             next_id: AtomicU64::new(1),
             high: AtomicI64::new(0),
-            seq: AtomicU64::new(0),
-            waiters: Mutex::new(BTreeMap::new()),
-            has_waiters: AtomicBool::new(false),
+            waiters: OffsetWaiters::default(),
             stopped: AtomicBool::new(false),
         }
     }
@@ -109,40 +80,9 @@ impl SlaveTable {
     /// Blocks until some slave has acknowledged `offset` (its reported log end reached
     /// it), the table stops, or `timeout` passes. Returns whether it was acknowledged.
     pub fn wait_acked(&self, offset: i64, timeout: Duration) -> bool {
-        if self.acked_high() >= offset {
-            return true;
-        }
-        let deadline = Instant::now() + timeout;
-        let waiter = Arc::new(Parker {
-            fired: Mutex::new(false),
-            cond: Condvar::new(),
+        self.waiters.wait(offset, timeout, || {
+            self.acked_high() >= offset || self.stopped.load(Ordering::Acquire)
         });
-        let key = (offset, self.seq.fetch_add(1, Ordering::Relaxed));
-        {
-            let mut map = self.waiters.lock().expect("waiters lock");
-            map.insert(key, Waiter::Thread(waiter.clone()));
-            self.has_waiters.store(true, Ordering::Release);
-        }
-        // Re-check after registering: a report between the first check and the insert
-        // would otherwise be missed.
-        if self.acked_high() < offset && !self.stopped.load(Ordering::Acquire) {
-            let mut fired = waiter.fired.lock().expect("waiter lock");
-            while !*fired {
-                let now = Instant::now();
-                if now >= deadline {
-                    break;
-                }
-                fired = waiter
-                    .cond
-                    .wait_timeout(fired, deadline - now)
-                    .expect("waiter lock")
-                    .0;
-            }
-        }
-        let mut map = self.waiters.lock().expect("waiters lock");
-        map.remove(&key);
-        self.has_waiters.store(!map.is_empty(), Ordering::Release);
-        drop(map);
         self.acked_high() >= offset
     }
 
@@ -151,48 +91,21 @@ impl SlaveTable {
     /// `deadline` (checked by [`SlaveTable::expire`]) or on stop. Waiters sit in offset
     /// order: each ack releases the prefix it covers in one pass.
     pub fn on_acked(&self, offset: i64, deadline: Instant, done: AckCallback) {
-        if self.acked_high() >= offset {
-            return done(true);
-        }
-        if self.stopped.load(Ordering::Acquire) {
+        if self.stopped.load(Ordering::Acquire) && self.acked_high() < offset {
             return done(false);
         }
-        let key = (offset, self.seq.fetch_add(1, Ordering::Relaxed));
-        {
-            let mut map = self.waiters.lock().expect("waiters lock");
-            map.insert(key, Waiter::Callback { deadline, done });
-            self.has_waiters.store(true, Ordering::Release);
-        }
-        // An ack between the check above and the insert would have missed this waiter.
-        if self.acked_high() >= offset {
-            self.release(Some(self.acked_high()));
-        }
+        self.waiters
+            .on_reached(offset, deadline, done, || self.acked_high());
     }
 
     /// Fails every callback waiter whose own deadline has passed (one sweep per tick).
     pub fn expire(&self, now: Instant) {
-        if !self.has_waiters.load(Ordering::Acquire) {
-            return;
-        }
-        let expired: Vec<Waiter> = {
-            let mut map = self.waiters.lock().expect("waiters lock");
-            let keys: Vec<(i64, u64)> = map
-                .iter()
-                .filter(|(_, w)| matches!(w, Waiter::Callback { deadline, .. } if *deadline <= now))
-                .map(|(k, _)| *k)
-                .collect();
-            let expired = keys.iter().filter_map(|k| map.remove(k)).collect();
-            self.has_waiters.store(!map.is_empty(), Ordering::Release);
-            expired
-        };
-        for w in expired {
-            w.fire(false);
-        }
+        self.waiters.expire(now);
     }
 
     pub fn stop(&self) {
         self.stopped.store(true, Ordering::Release);
-        self.release(None);
+        self.waiters.release_all();
     }
 
     /// A fresh connection id, unique for the table's lifetime; [`Self::register`] it once
@@ -225,27 +138,8 @@ impl SlaveTable {
             s.last_report = Some(Instant::now());
         }
         let prev = self.high.fetch_max(offset, Ordering::AcqRel);
-        if offset > prev && self.has_waiters.load(Ordering::Acquire) {
-            self.release(Some(offset));
-        }
-    }
-
-    fn release(&self, upto: Option<i64>) {
-        let released = {
-            let mut map = self.waiters.lock().expect("waiters lock");
-            let released = match upto {
-                Some(off) => {
-                    let rest = map.split_off(&(off.saturating_add(1), 0));
-                    std::mem::replace(&mut *map, rest)
-                }
-                None => std::mem::take(&mut *map),
-            };
-            self.has_waiters.store(!map.is_empty(), Ordering::Release);
-            released
-        };
-        let acked = upto.is_some();
-        for waiter in released.into_values() {
-            waiter.fire(acked);
+        if offset > prev && !self.waiters.is_empty() {
+            self.waiters.release_upto(offset);
         }
     }
 
@@ -257,6 +151,7 @@ impl SlaveTable {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use std::sync::Arc;
 
     #[test]
     fn a_report_releases_the_prefix_it_covers() {

@@ -1,11 +1,10 @@
 //! The offsets the engine publishes, `append_end >= write_end >= durable_end`, and waits
-//! on them from any thread. Waiters sit in a map ordered by offset, so each progress
-//! event releases the whole prefix it covers in one pass.
+//! on them from any thread (waiters in offset order, see `crate::waiters`).
 
-use std::collections::BTreeMap;
-use std::sync::atomic::{AtomicBool, AtomicI64, AtomicU64, Ordering};
-use std::sync::{Arc, Condvar, Mutex};
-use std::time::{Duration, Instant};
+use std::sync::atomic::{AtomicBool, AtomicI64, Ordering};
+use std::time::Duration;
+
+use crate::waiters::OffsetWaiters;
 
 /// Which published offset a wait is for.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -18,27 +17,9 @@ pub enum Level {
     Durable,
 }
 
-struct Waiter {
-    fired: Mutex<bool>,
-    cond: Condvar,
-}
-
 struct Watch {
     offset: AtomicI64,
-    seq: AtomicU64,
-    waiters: Mutex<BTreeMap<(i64, u64), Arc<Waiter>>>,
-    has_waiters: AtomicBool,
-}
-
-impl Watch {
-    fn new(at: i64) -> Self {
-        Watch {
-            offset: AtomicI64::new(at),
-            seq: AtomicU64::new(0),
-            waiters: Mutex::new(BTreeMap::new()),
-            has_waiters: AtomicBool::new(false),
-        }
-    }
+    waiters: OffsetWaiters,
 }
 
 pub struct Progress {
@@ -48,8 +29,12 @@ pub struct Progress {
 
 impl Progress {
     pub fn new(at: i64) -> Self {
+        let watch = || Watch {
+            offset: AtomicI64::new(at),
+            waiters: OffsetWaiters::default(),
+        };
         Progress {
-            watches: [Watch::new(at), Watch::new(at), Watch::new(at)],
+            watches: [watch(), watch(), watch()],
             stopped: AtomicBool::new(false),
         }
     }
@@ -72,8 +57,8 @@ impl Progress {
             offset >= prev || level == Level::Append,
             "{level:?} went back from {prev} to {offset}"
         );
-        if w.has_waiters.load(Ordering::Acquire) {
-            self.release(w, Some(offset));
+        if !w.waiters.is_empty() {
+            w.waiters.release_upto(offset);
         }
     }
 
@@ -88,7 +73,7 @@ impl Progress {
     pub fn stop(&self) {
         self.stopped.store(true, Ordering::Release);
         for w in &self.watches {
-            self.release(w, None);
+            w.waiters.release_all();
         }
     }
 
@@ -96,63 +81,13 @@ impl Progress {
         self.stopped.load(Ordering::Acquire)
     }
 
-    fn release(&self, w: &Watch, upto: Option<i64>) {
-        let released = {
-            let mut map = w.waiters.lock().expect("waiters lock");
-            let released = match upto {
-                Some(off) => {
-                    let rest = map.split_off(&(off + 1, 0));
-                    std::mem::replace(&mut *map, rest)
-                }
-                None => std::mem::take(&mut *map),
-            };
-            w.has_waiters.store(!map.is_empty(), Ordering::Release);
-            released
-        };
-        for waiter in released.into_values() {
-            *waiter.fired.lock().expect("waiter lock") = true;
-            waiter.cond.notify_one();
-        }
-    }
-
     /// Blocks until `level` reaches `offset`, the engine stops, or `timeout` passes.
     /// Returns whether the offset was reached.
     pub fn wait(&self, level: Level, offset: i64, timeout: Duration) -> bool {
         let w = self.watch(level);
-        if w.offset.load(Ordering::Acquire) >= offset {
-            return true;
-        }
-        let deadline = Instant::now() + timeout;
-        let waiter = Arc::new(Waiter {
-            fired: Mutex::new(false),
-            cond: Condvar::new(),
+        w.waiters.wait(offset, timeout, || {
+            w.offset.load(Ordering::Acquire) >= offset || self.is_stopped()
         });
-        let key = (offset, w.seq.fetch_add(1, Ordering::Relaxed));
-        {
-            let mut map = w.waiters.lock().expect("waiters lock");
-            map.insert(key, waiter.clone());
-            w.has_waiters.store(true, Ordering::Release);
-        }
-        // Re-check after registering: a publish between the first check and the insert
-        // would otherwise be missed.
-        if w.offset.load(Ordering::Acquire) < offset && !self.is_stopped() {
-            let mut fired = waiter.fired.lock().expect("waiter lock");
-            while !*fired {
-                let now = Instant::now();
-                if now >= deadline {
-                    break;
-                }
-                fired = waiter
-                    .cond
-                    .wait_timeout(fired, deadline - now)
-                    .expect("waiter lock")
-                    .0;
-            }
-        }
-        let mut map = w.waiters.lock().expect("waiters lock");
-        map.remove(&key);
-        w.has_waiters.store(!map.is_empty(), Ordering::Release);
-        drop(map);
         w.offset.load(Ordering::Acquire) >= offset
     }
 }
@@ -160,6 +95,7 @@ impl Progress {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use std::sync::Arc;
 
     #[test]
     fn releases_prefix_only() {
