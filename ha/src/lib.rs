@@ -7,7 +7,8 @@
 //! | `auth` | the `haAuthToken` handshake that opens a connection when a token is set | master reader, slave session |
 //! | `protocol` | the two HA frames: encoders, streaming decoders | master reader, slave session |
 //! | `slave_table` | [`SlaveTable`]: connected slaves, acked offsets, ack waiters | master readers write; any thread waits |
-//! | `transfer` | [`TransferPath`]: CommitLog range -> socket ([`CopyPath`] now; zero-copy later) | master senders |
+//! | `transfer` | [`TransferPath`]: CommitLog range -> socket; which path a sender uses | master senders |
+//! | `zerocopy` | [`SplicePath`]: segment file -> pipe -> socket through io_uring, for bytes below the tail ring | master senders |
 //! | `master` | [`HaMaster`]: accept, per-slave reader and sender threads | `ringmq-ha-*` threads |
 //! | `sync_master` | [`SyncReplication`]: SYNC_MASTER sends wait for a slave ack | sweeper thread |
 //! | `metasync` | [`MetaSync`]: a slave copies the master's topics, offsets, groups | `ringmq-metasync` |
@@ -27,6 +28,7 @@ pub mod slave;
 pub mod slave_table;
 pub mod sync_master;
 pub mod transfer;
+pub mod zerocopy;
 
 pub use auth::AuthError;
 pub use config::{EmptySlaveStart, HaConfig};

@@ -24,7 +24,7 @@ use crate::auth;
 use crate::config::{EmptySlaveStart, HaConfig};
 use crate::protocol::ReportDecoder;
 use crate::slave_table::SlaveTable;
-use crate::transfer::{CopyPath, TransferPath};
+use crate::transfer::{sender_path, TransferPath};
 
 /// Longest a master thread sleeps before re-checking for shutdown.
 const TICK: Duration = Duration::from_millis(100);
@@ -364,7 +364,7 @@ fn read_reports(inner: &Inner, conn: &Conn, mut stream: &TcpStream) -> String {
 
 /// The sender thread.
 fn send_to_slave(inner: Arc<Inner>, conn: Arc<Conn>, mut stream: TcpStream) {
-    let path = CopyPath::new(inner.cfg.transfer_batch_size);
+    let path = sender_path(inner.cfg.transfer_batch_size);
     if let Err(e) = stream_log(&inner, &conn, &mut stream, path) {
         if !conn.is_closed() {
             tracing::info!(slave = %conn.peer, id = conn.id, error = %e, "stopped streaming to slave");

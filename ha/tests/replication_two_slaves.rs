@@ -21,7 +21,10 @@ fn two_slaves_follow_one_master() {
     let f2 = HaSlave::start(s2.clone(), ha.local_addr(), fast_ha());
     let end = produce(&master, 200..500);
     for s in [&s1, &s2] {
-        assert!(wait_until(Duration::from_secs(20), || s.commitlog().max_offset() == end));
+        assert!(wait_until(Duration::from_secs(20), || s
+            .commitlog()
+            .max_offset()
+            == end));
         assert!(s.wait_dispatched(end, Duration::from_secs(10)));
         assert_same_log(&master, s, end);
         assert_same_queues(&master, s, end);

@@ -258,6 +258,28 @@ impl CommitLog {
         self.shared.segments.first_base().unwrap_or(0) as i64
     }
 
+    /// The segment file holding `phys`, while it is stored. Its
+    /// [`SegmentFile::read_file`] is a buffered fd: the HA master splices from it.
+    pub fn segment_at(&self, phys: i64) -> Option<Arc<SegmentFile>> {
+        u64::try_from(phys)
+            .ok()
+            .and_then(|p| self.shared.segments.find(p))
+    }
+
+    /// Where the tail ring's window starts. Every byte below it is on disk, in whole pages
+    /// below `align_down(write_end)` (the window never starts above that), which the writer
+    /// never writes again; only a truncation changes them. So reading them through the
+    /// page cache (buffered reads, splice) cannot meet an in-flight O_DIRECT write.
+    pub fn cold_end(&self) -> i64 {
+        self.shared.tail.retain_start() as i64
+    }
+
+    /// Bumped before a truncation touches any file: a reader of segment files compares
+    /// it before and after to know it did not read bytes being cut.
+    pub fn truncation_epoch(&self) -> u64 {
+        self.shared.truncations.load(Ordering::Acquire)
+    }
+
     /// Runs `f` on the log bytes `[phys, phys + len)` (which must lie in one segment and
     /// below `append_end`): in place from the tail ring when they are all still there,
     /// otherwise from a copy made by [`CommitLog::read`].
