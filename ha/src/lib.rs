@@ -40,3 +40,4 @@ pub use slave::HaSlave;
 pub use slave_table::{SlaveInfo, SlaveTable};
 pub use sync_master::SyncReplication;
 pub use transfer::{CopyPath, TransferPath};
+pub use zerocopy::SplicePath;
