@@ -10,6 +10,7 @@
 //!   (write + fdatasync, and RWF_DSYNC), on written-before and
 //!   fallocate-only files.
 //! * [`ceiling::loopback`]: TCP round trip and bandwidth over 127.0.0.1.
+//! * [`open_loop`]: fixed-rate sends with latency from each send's scheduled time.
 //! * [`report`]: aligned tables (`name value unit ceiling ratio`) and
 //!   histogram percentiles.
 //!
@@ -17,4 +18,5 @@
 //! histograms are in microseconds; `loopback::rtt` is in nanoseconds.
 
 pub mod ceiling;
+pub mod open_loop;
 pub mod report;

@@ -9,13 +9,14 @@
 
 use std::path::PathBuf;
 use std::sync::atomic::{AtomicU64, Ordering};
-use std::sync::{Arc, Mutex};
+use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use bytes::Bytes;
 use clap::Parser;
 use hdrhistogram::Histogram;
 use ringmq_benches::ceiling::loopback;
+use ringmq_benches::open_loop;
 use ringmq_benches::report::{Percentiles, Table};
 use ringmq_net::broker::BrokerConfig;
 use ringmq_net::client::{Message, Producer, ProducerOptions};
@@ -205,48 +206,10 @@ struct Latency {
 
 fn fixed_rate(addr: &str, body: &Bytes, rate: u64, secs: f64, st: SerializeType) -> Latency {
     let p = producer(addr, 4096, st);
-    let hist = Arc::new(Mutex::new(
-        Histogram::<u64>::new_with_bounds(1, 60_000_000, 3).expect("histogram"),
-    ));
-    let errors = Arc::new(AtomicU64::new(0));
-    let total = (rate as f64 * secs) as u64;
-    let interval = Duration::from_secs_f64(1.0 / rate as f64);
-    let start = Instant::now() + Duration::from_millis(10);
-    for i in 0..total {
-        let scheduled = start + interval * i as u32;
-        let now = Instant::now();
-        if scheduled > now {
-            let wait = scheduled - now;
-            if wait > Duration::from_micros(200) {
-                std::thread::sleep(wait - Duration::from_micros(100));
-            }
-            while Instant::now() < scheduled {
-                std::hint::spin_loop();
-            }
-        }
-        let (hist2, errors2) = (hist.clone(), errors.clone());
-        let res = p.send_async(TOPIC, Message::new(body.clone()), move |r| {
-            // Latency from the scheduled send time: a stall shows up in full.
-            let us = scheduled.elapsed().as_micros() as u64;
-            if r.is_ok() {
-                hist2
-                    .lock()
-                    .expect("histogram")
-                    .saturating_record(us.max(1));
-            } else {
-                errors2.fetch_add(1, Ordering::Relaxed);
-            }
-        });
-        if res.is_err() {
-            errors.fetch_add(1, Ordering::Relaxed);
-        }
-    }
-    p.flush(Duration::from_secs(30));
-    let elapsed = start.elapsed().as_secs_f64();
-    let latency_us = hist.lock().expect("histogram").clone();
+    let r = open_loop::run(&p, TOPIC, body, rate, secs, false);
     Latency {
-        achieved_per_s: latency_us.len() as f64 / elapsed,
-        latency_us,
-        errors: errors.load(Ordering::Relaxed),
+        latency_us: r.latency_us,
+        achieved_per_s: r.achieved_per_s,
+        errors: r.not_ok + r.failed,
     }
 }

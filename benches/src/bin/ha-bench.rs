@@ -25,8 +25,8 @@
 
 use std::collections::HashMap;
 use std::path::{Path, PathBuf};
-use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
-use std::sync::{Arc, Mutex};
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::Arc;
 use std::thread::JoinHandle;
 use std::time::{Duration, Instant};
 
@@ -34,6 +34,7 @@ use bytes::Bytes;
 use clap::Parser;
 use hdrhistogram::Histogram;
 use ringmq_benches::ceiling::{direct_write, fs_info, loopback, CpuSnapshot};
+use ringmq_benches::open_loop;
 use ringmq_benches::report::{fmt_value, percentile_table, Percentiles, Table};
 use ringmq_engine::commitlog::{FlushMode, Level, PutStatus};
 use ringmq_engine::record::MessageToStore;
@@ -41,7 +42,7 @@ use ringmq_engine::{MessageStore, StoreConfig};
 use ringmq_ha::transfer::{path_stats, set_cpu_accounting, set_default_path, PathKind, PathStats};
 use ringmq_ha::{HaConfig, HaMaster, HaSlave, Node};
 use ringmq_net::broker::{BrokerConfig, BrokerRole};
-use ringmq_net::client::{Message, Producer, ProducerOptions, SendStatus};
+use ringmq_net::client::{Producer, ProducerOptions};
 
 #[derive(Parser)]
 #[command(
@@ -676,63 +677,12 @@ fn latency_case(args: &Args, role: BrokerRole, sync_flush: bool) -> Latency {
 }
 
 fn fixed_rate(p: &Producer, body: &Bytes, rate: u64, secs: f64, spin: bool) -> Latency {
-    if !spin {
-        // SAFETY: prctl(PR_SET_TIMERSLACK) takes integers only and affects this thread.
-        unsafe { libc::prctl(libc::PR_SET_TIMERSLACK, 1 as libc::c_ulong, 0, 0, 0) };
-    }
-    let hist = Arc::new(Mutex::new(
-        Histogram::<u64>::new_with_bounds(1, 60_000_000, 3).expect("histogram"),
-    ));
-    let not_ok = Arc::new(AtomicU64::new(0));
-    let failed = Arc::new(AtomicU64::new(0));
-    let total = (rate as f64 * secs) as u64;
-    let interval = Duration::from_secs_f64(1.0 / rate as f64);
-    let start = Instant::now() + Duration::from_millis(10);
-    for i in 0..total {
-        let scheduled = start + interval.mul_f64(i as f64);
-        let now = Instant::now();
-        if scheduled > now {
-            let wait = scheduled - now;
-            if !spin {
-                std::thread::sleep(wait);
-            } else {
-                if wait > Duration::from_micros(200) {
-                    std::thread::sleep(wait - Duration::from_micros(100));
-                }
-                while Instant::now() < scheduled {
-                    std::hint::spin_loop();
-                }
-            }
-        }
-        let (hist2, not_ok2, failed2) = (hist.clone(), not_ok.clone(), failed.clone());
-        let res = p.send_async(TOPIC, Message::new(body.clone()), move |r| {
-            // Latency from the scheduled send time: a stall shows up in full.
-            let us = scheduled.elapsed().as_micros() as u64;
-            match r {
-                Ok(r) if r.status == SendStatus::SendOk => hist2
-                    .lock()
-                    .expect("histogram")
-                    .saturating_record(us.max(1)),
-                Ok(_) => {
-                    not_ok2.fetch_add(1, Ordering::Relaxed);
-                }
-                Err(_) => {
-                    failed2.fetch_add(1, Ordering::Relaxed);
-                }
-            }
-        });
-        if res.is_err() {
-            failed.fetch_add(1, Ordering::Relaxed);
-        }
-    }
-    p.flush(Duration::from_secs(30));
-    let elapsed = start.elapsed().as_secs_f64();
-    let latency_us = hist.lock().expect("histogram").clone();
+    let r = open_loop::run(p, TOPIC, body, rate, secs, spin);
     Latency {
-        achieved_per_s: latency_us.len() as f64 / elapsed,
-        latency_us,
-        not_ok: not_ok.load(Ordering::Relaxed),
-        failed: failed.load(Ordering::Relaxed),
+        latency_us: r.latency_us,
+        achieved_per_s: r.achieved_per_s,
+        not_ok: r.not_ok,
+        failed: r.failed,
         noise_others: None,
     }
 }
