@@ -86,6 +86,9 @@ pub struct GetResult {
     pub max_offset: i64,
     /// Stored records, byte for byte as in the CommitLog.
     pub messages: Vec<Bytes>,
+    /// The same records as the buffers they were read into: one per run of records that
+    /// are adjacent in the log, so a pull body of one run needs no copy.
+    pub runs: Vec<Bytes>,
     pub total_bytes: usize,
 }
 
@@ -453,6 +456,7 @@ impl MessageStore {
             min_offset: min,
             max_offset: max,
             messages: Vec::new(),
+            runs: Vec::new(),
             total_bytes: 0,
         };
         let Some(cq) = self.cqs.get(topic, queue_id) else {
@@ -504,16 +508,18 @@ impl MessageStore {
         if picked.is_empty() {
             return Ok(result);
         }
-        result.messages = self.read_records(&picked)?;
+        (result.messages, result.runs) = self.read_records(&picked)?;
         result.total_bytes = bytes;
         result.status = GetStatus::Found;
         Ok(result)
     }
 
-    /// Reads records, one read per run of records adjacent in the log.
-    fn read_records(&self, entries: &[CqEntry]) -> Result<Vec<Bytes>> {
+    /// Reads records, one read per run of records adjacent in the log. Returns the records
+    /// and the run buffers they are slices of.
+    fn read_records(&self, entries: &[CqEntry]) -> Result<(Vec<Bytes>, Vec<Bytes>)> {
         let seg_size = self.log.config().segment_size as i64;
         let mut out = Vec::with_capacity(entries.len());
+        let mut runs = Vec::with_capacity(1);
         let mut i = 0;
         while i < entries.len() {
             let start = entries[i].phys_offset;
@@ -530,9 +536,10 @@ impl MessageStore {
                 let from = (e.phys_offset - start) as usize;
                 out.push(buf.slice(from..from + e.size as usize));
             }
+            runs.push(buf);
             i = j;
         }
-        Ok(out)
+        Ok((out, runs))
     }
 
     /// Stops the store cleanly: everything appended is made durable and indexed, the

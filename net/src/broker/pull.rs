@@ -252,20 +252,20 @@ fn respond(b: &Broker, req: &RemotingCommand, offset: i64, r: GetResult) -> Remo
         b.stats
             .msgs_got
             .fetch_add(r.messages.len() as u64, Ordering::Relaxed);
-        resp.body = concat(r.messages);
+        resp.body = concat(r.runs);
     }
     resp
 }
 
-/// The pull body: the records back to back. Records read in one piece are adjacent
-/// slices of one buffer; then the body is that buffer, without a copy.
-fn concat(messages: Vec<bytes::Bytes>) -> bytes::Bytes {
-    if messages.len() == 1 {
-        return messages.into_iter().next().expect("one message");
+/// The pull body: the records back to back. The store read them in runs of records
+/// adjacent in the log; a body of a single run is that buffer as it is, without a copy.
+fn concat(runs: Vec<bytes::Bytes>) -> bytes::Bytes {
+    if runs.len() == 1 {
+        return runs.into_iter().next().expect("one run");
     }
-    let total: usize = messages.iter().map(|m| m.len()).sum();
+    let total: usize = runs.iter().map(|m| m.len()).sum();
     let mut out = BytesMut::with_capacity(total);
-    for m in &messages {
+    for m in &runs {
         out.extend_from_slice(m);
     }
     out.freeze()
