@@ -12,19 +12,6 @@ use ringmq_engine::commitlog::recovery;
 use ringmq_engine::commitlog::{FlushMode, PutStatus};
 use ringmq_engine::MessageStore;
 
-fn copy_dir(from: &Path, to: &Path) {
-    std::fs::create_dir_all(to).unwrap();
-    for entry in std::fs::read_dir(from).unwrap() {
-        let entry = entry.unwrap();
-        let target = to.join(entry.file_name());
-        if entry.file_type().unwrap().is_dir() {
-            copy_dir(&entry.path(), &target);
-        } else if entry.file_name() != "lock" {
-            std::fs::copy(entry.path(), &target).unwrap();
-        }
-    }
-}
-
 /// Damages the log from byte `cut` of the first segment on: zeros (what a torn O_DIRECT
 /// write leaves in a preallocated file), or garbage (stale bytes; recovery zeroes the cut
 /// tail so these can only follow a record boundary).

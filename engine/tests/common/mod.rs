@@ -47,3 +47,17 @@ pub fn message(topic: &str, queue_id: i32, seq: u64, len: usize) -> MessageToSto
 pub fn seq_of(body: &[u8]) -> u64 {
     std::str::from_utf8(&body[4..14]).unwrap().parse().unwrap()
 }
+
+/// Copies a store directory (all but its lock file), as a crash would leave it.
+pub fn copy_dir(from: &Path, to: &Path) {
+    std::fs::create_dir_all(to).unwrap();
+    for entry in std::fs::read_dir(from).unwrap() {
+        let entry = entry.unwrap();
+        let target = to.join(entry.file_name());
+        if entry.file_type().unwrap().is_dir() {
+            copy_dir(&entry.path(), &target);
+        } else if entry.file_name() != "lock" {
+            std::fs::copy(entry.path(), &target).unwrap();
+        }
+    }
+}
