@@ -253,6 +253,63 @@ impl MessageStore {
         &self.root
     }
 
+    /// The delay levels the dispatcher uses for `SCHEDULE_TOPIC_XXXX` delivery times.
+    pub fn delay_levels(&self) -> &DelayLevels {
+        &self.levels
+    }
+
+    /// The whole record stored at CommitLog offset `phys` (RocketMQ's
+    /// `lookMessageByOffset`), byte for byte; `record::parse` on it gives a
+    /// [`record::Parsed::Record`]. Refused with [`Error::Invalid`] when `phys` lies outside
+    /// the stored log or is not where a record starts (no record magic there, a size that
+    /// does not fit, or a record whose stored physical offset says it starts elsewhere),
+    /// and with [`Error::Corrupt`] when the record there fails validation (body CRC
+    /// included). An I/O failure is [`Error::Io`].
+    pub fn read_message_at(&self, phys: i64) -> Result<Bytes> {
+        let (first, end) = (self.log.min_offset(), self.log.max_offset());
+        let not_a_record = |why: String| {
+            Err(Error::Invalid(format!(
+                "CommitLog offset {phys} is not the start of a record: {why}"
+            )))
+        };
+        if phys < first || phys >= end {
+            return Err(Error::Invalid(format!(
+                "CommitLog offset {phys} is outside the stored log [{first}, {end})"
+            )));
+        }
+        if phys + record::END_FILE_MIN_BLANK_LENGTH as i64 > end {
+            return not_a_record(format!("only {} bytes remain before the end", end - phys));
+        }
+        let mut head = [0u8; record::END_FILE_MIN_BLANK_LENGTH];
+        self.log.read(phys, &mut head)?;
+        let total = i32::from_be_bytes(head[0..4].try_into().expect("4 bytes"));
+        let magic = i32::from_be_bytes(head[4..8].try_into().expect("4 bytes"));
+        if magic != record::MAGIC_V1 && magic != record::MAGIC_V2 {
+            return not_a_record(format!("no record magic ({:#010x})", magic as u32));
+        }
+        let max = self.log.config().max_record_size() as usize;
+        let seg_size = self.log.config().segment_size as i64;
+        if total < record::MIN_RECORD_SIZE as i32 || total as usize > max {
+            return not_a_record(format!(
+                "size {total} outside {}..={max}",
+                record::MIN_RECORD_SIZE
+            ));
+        }
+        if phys + total as i64 > end || phys % seg_size + total as i64 > seg_size {
+            return not_a_record(format!("a {total}-byte record does not fit there"));
+        }
+        let mut buf = BytesMut::zeroed(total as usize);
+        self.log.read(phys, &mut buf)?;
+        let stored_at = match record::parse_with_limit(&buf, phys, true, max)? {
+            record::Parsed::Record(v) => v.physical_offset(),
+            _ => return not_a_record("the bytes there do not parse as a whole record".into()),
+        };
+        if stored_at != phys {
+            return not_a_record(format!("the record there was stored at {stored_at}"));
+        }
+        Ok(buf.freeze())
+    }
+
     /// Queues an append; see [`CommitLog::append`].
     pub fn put(&self, req: AppendRequest) {
         self.log.append(req);
@@ -703,4 +760,66 @@ fn now_ms() -> i64 {
         .duration_since(UNIX_EPOCH)
         .map(|d| d.as_millis() as i64)
         .unwrap_or(0)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::record::{encode_properties, Parsed};
+
+    fn small(root: &Path) -> StoreConfig {
+        let mut cfg = StoreConfig::new(root);
+        cfg.commitlog.segment_size = 64 * 1024;
+        cfg.commitlog.ring_capacity = 1 << 20;
+        cfg.commitlog.max_message_size = 16 * 1024;
+        cfg.commitlog.writer_spin = Duration::ZERO;
+        cfg.cq_entries_per_file = 64;
+        cfg
+    }
+
+    #[test]
+    fn read_message_at_finds_whole_records_and_refuses_other_offsets() {
+        let dir = tempfile::tempdir().unwrap();
+        let store = MessageStore::open(small(dir.path())).unwrap();
+        let mut starts = Vec::new();
+        // Enough records to roll into a second segment (and past the blank marker).
+        for n in 0..200u32 {
+            let props = encode_properties([("TAGS", format!("t{n}"))]);
+            let body = vec![b'a' + (n % 26) as u8; 300 + n as usize];
+            let o = store.put_blocking(vec![MessageToStore::new("T", 0, body, props)]);
+            assert_eq!(o.status, crate::commitlog::PutStatus::Ok);
+            starts.push((o.appended[0].phys_offset, n));
+        }
+        assert!(starts.last().unwrap().0 > 64 * 1024, "rolled a segment");
+        for &(phys, n) in &starts {
+            let bytes = store.read_message_at(phys).unwrap();
+            let Parsed::Record(v) = record::parse(&bytes, phys, true).unwrap() else {
+                panic!("not a record at {phys}");
+            };
+            assert_eq!(v.physical_offset(), phys);
+            assert_eq!(v.total_size() as usize, bytes.len());
+            assert_eq!(v.body().len(), 300 + n as usize);
+            assert_eq!(v.property("TAGS"), Some(format!("t{n}").as_str()));
+        }
+        let end = store.commitlog().max_offset();
+        for bad in [-1, end, end + 1, 1 << 40, starts[3].0 + 1, starts[3].0 + 8] {
+            match store.read_message_at(bad) {
+                Err(Error::Invalid(why)) => assert!(why.contains(&bad.to_string()), "{why}"),
+                other => panic!("offset {bad}: {other:?}"),
+            }
+        }
+        // The blank marker at the end of the first segment is not a record either.
+        let first_of_second = starts.iter().find(|(p, _)| *p >= 64 * 1024).unwrap().0;
+        let (last_of_first, n) = starts.iter().rev().find(|(p, _)| *p < 64 * 1024).unwrap();
+        let blank_at = last_of_first + store.read_message_at(*last_of_first).unwrap().len() as i64;
+        assert!(
+            blank_at < first_of_second,
+            "record {n} is followed by the blank marker"
+        );
+        assert!(matches!(
+            store.read_message_at(blank_at),
+            Err(Error::Invalid(_))
+        ));
+        store.shutdown().unwrap();
+    }
 }

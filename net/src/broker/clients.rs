@@ -551,7 +551,7 @@ pub fn heart_beat(
 }
 
 /// Creates `%RETRY%<group>` if missing: `retry_queue_nums` queues (at least 1), READ|WRITE.
-fn ensure_retry_topic(b: &Broker, group: &str, retry_queue_nums: i32, unit_mode: bool) {
+pub(crate) fn ensure_retry_topic(b: &Broker, group: &str, retry_queue_nums: i32, unit_mode: bool) {
     let topic = format!("{RETRY_GROUP_TOPIC_PREFIX}{group}");
     if b.topics.get(&topic).is_some() {
         return;

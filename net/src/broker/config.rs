@@ -7,6 +7,8 @@ use std::net::{IpAddr, SocketAddr};
 use std::path::{Path, PathBuf};
 use std::time::Duration;
 
+use ringmq_engine::delay_levels::DelayLevels;
+
 /// `brokerRole`.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum BrokerRole {
@@ -84,6 +86,9 @@ pub struct BrokerConfig {
     /// The master's remoting address for metadata sync (default: haMasterAddress's host
     /// with port - 1, RocketMQ's haListenPort = listenPort + 1 convention).
     pub master_remoting_address: Option<String>,
+    /// `messageDelayLevel`: the delay of each level (level i = i-th entry) for messages
+    /// with a `DELAY` property and for retries.
+    pub message_delay_level: DelayLevels,
 }
 
 impl Default for BrokerConfig {
@@ -128,6 +133,7 @@ impl Default for BrokerConfig {
             slave_sync_initial_delay: Duration::from_secs(10),
             slave_sync_interval: Duration::from_secs(60),
             master_remoting_address: None,
+            message_delay_level: DelayLevels::default(),
         }
     }
 }
@@ -317,6 +323,15 @@ impl BrokerConfig {
                 "masterRemotingAddress" => {
                     self.master_remoting_address = (!v.is_empty()).then(|| v.to_string())
                 }
+                "messageDelayLevel" => {
+                    self.message_delay_level = DelayLevels::parse(v).map_err(|_| {
+                        bad(
+                            key,
+                            v,
+                            "space-separated durations such as \"1s 5s 10s 30s 1m 2h 1d\"",
+                        )
+                    })?
+                }
                 "slaveSyncIntervalMillis" => {
                     self.slave_sync_interval = Duration::from_millis(positive(key, v)?)
                 }
@@ -424,6 +439,14 @@ mod tests {
         assert_eq!(cfg.broker_role, BrokerRole::SyncMaster);
         assert!(cfg.sync_flush);
         assert_eq!(warnings.len(), 2);
+        assert_eq!(cfg.message_delay_level, DelayLevels::default());
+        cfg.apply(&BTreeMap::from([(
+            "messageDelayLevel".to_string(),
+            "1s 2s 3s".to_string(),
+        )]))
+        .unwrap();
+        assert_eq!(cfg.message_delay_level.max_level(), 3);
+        assert_eq!(cfg.message_delay_level.delay_ms(2), 2_000);
         assert!(warnings.iter().any(|w| w.contains("mysteryKey")));
     }
 
@@ -449,6 +472,7 @@ mod tests {
             ("brokerRole", "BOSS"),
             ("flushDiskType", "x"),
             ("mappedFileSizeCommitLog", "1000"),
+            ("messageDelayLevel", "1s 2x"),
         ] {
             let mut cfg = BrokerConfig::default();
             let err = cfg

@@ -8,6 +8,9 @@
 //! | `pull` | PULL_MESSAGE and long polling |
 //! | `offsets` | consumer offsets and queue offset queries |
 //! | `clients` | HEART_BEAT, UNREGISTER_CLIENT, GET_CONSUMER_LIST_BY_GROUP |
+//! | `locks` | LOCK_BATCH_MQ, UNLOCK_BATCH_MQ: queue locks for orderly consumers |
+//! | `send_back` | CONSUMER_SEND_MSG_BACK: failed messages to `%RETRY%`/`%DLQ%` |
+//! | `schedule` | delayed delivery out of `SCHEDULE_TOPIC_XXXX` (masters only) |
 //! | `admin` | topic admin, GET_ALL_*, route, cluster and runtime info |
 //! | `replication` | the SYNC_MASTER wait the send path asks of replication |
 //! | `route` | which processor serves which request code |
@@ -18,11 +21,14 @@
 pub mod admin;
 pub mod clients;
 pub mod config;
+pub mod locks;
 pub mod offsets;
 pub mod pull;
 pub mod replication;
 pub mod route;
+pub mod schedule;
 pub mod send;
+pub mod send_back;
 #[cfg(test)]
 mod test_support;
 pub mod topics;
@@ -60,11 +66,13 @@ pub struct Broker {
     pub subscription_groups: SubscriptionGroupStore,
     pub delay_offsets: DelayOffsetStore,
     pub clients: ClientRegistry,
+    pub locks: locks::RebalanceLocks,
     pub holds: Arc<PullHold>,
     pub stats: Stats,
     pub started: Instant,
     stopping: Arc<AtomicBool>,
     housekeeping: Mutex<Option<JoinHandle<()>>>,
+    schedule: Mutex<Option<schedule::ScheduleService>>,
     /// Set once HA is up on a SYNC_MASTER: sends then also wait for slaves.
     replication: std::sync::OnceLock<Arc<dyn replication::Replication>>,
 }
@@ -99,6 +107,7 @@ impl Broker {
         sc.cq_entries_per_file = (cfg.mapped_file_size_consume_queue / 20) as usize;
         sc.dispatch_core = cfg.pin_threads.then_some(cfg.dispatch_core);
         sc.listener = Some(holds.clone());
+        sc.delay_levels = cfg.message_delay_level.clone();
         let store = Arc::new(MessageStore::open(sc)?);
         let config_dir = cfg.store_path_root_dir.join("config");
         std::fs::create_dir_all(&config_dir)
@@ -109,11 +118,13 @@ impl Broker {
             subscription_groups: SubscriptionGroupStore::load(&config_dir)?,
             delay_offsets: DelayOffsetStore::load(&config_dir)?,
             clients: ClientRegistry::default(),
+            locks: locks::RebalanceLocks::default(),
             holds,
             stats: Stats::default(),
             started: Instant::now(),
             stopping: Arc::new(AtomicBool::new(false)),
             housekeeping: Mutex::new(None),
+            schedule: Mutex::new(None),
             replication: std::sync::OnceLock::new(),
             store,
             cfg,
@@ -139,6 +150,11 @@ impl Broker {
             })
             .map_err(|e| ringmq_engine::Error::io("spawn broker housekeeping", e))?;
         *broker.housekeeping.lock().expect("housekeeping lock") = Some(handle);
+        if broker.cfg.broker_role.is_master() {
+            let service = schedule::ScheduleService::start(&broker)
+                .map_err(|e| ringmq_engine::Error::io("spawn schedule service", e))?;
+            *broker.schedule.lock().expect("schedule lock") = Some(service);
+        }
         Ok(broker)
     }
 
@@ -164,6 +180,10 @@ impl Broker {
         self.holds.wake_all();
         if let Some(h) = self.housekeeping.lock().expect("housekeeping lock").take() {
             let _ = h.join();
+        }
+        // Before the delay offsets are persisted and the store closes.
+        if let Some(mut s) = self.schedule.lock().expect("schedule lock").take() {
+            s.stop();
         }
         let meta = [
             self.consumer_offsets.persist(),

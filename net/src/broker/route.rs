@@ -10,7 +10,7 @@ use ringmq_engine::commitlog::AppendOutcome;
 use tokio::sync::mpsc::UnboundedSender;
 
 use super::replication::ReplicaOutcome;
-use super::{admin, clients, offsets, pull, send, Broker};
+use super::{admin, clients, locks, offsets, pull, send, send_back, Broker};
 use crate::codes::{request_code as rq, response_code as rs};
 use crate::command::RemotingCommand;
 use crate::error::FrameError;
@@ -60,6 +60,7 @@ pub async fn process(
     let oneway = req.is_oneway();
     let result = match req.code {
         rq::PULL_MESSAGE | rq::LITE_PULL_MESSAGE => pull::process(b, &req).await,
+        rq::CONSUMER_SEND_MSG_BACK => send_back::consumer_send_msg_back(b, &req).await,
         other => sync_process(b, conn, other, &req),
     };
     let response = result.unwrap_or_else(|e| header_error(&req, &e));
@@ -81,6 +82,8 @@ fn sync_process(
         rq::HEART_BEAT => clients::heart_beat(b, conn, req),
         rq::UNREGISTER_CLIENT => clients::unregister_client(b, conn, req),
         rq::GET_CONSUMER_LIST_BY_GROUP => clients::get_consumer_list_by_group(b, req),
+        rq::LOCK_BATCH_MQ => locks::lock_batch_mq(b, req),
+        rq::UNLOCK_BATCH_MQ => locks::unlock_batch_mq(b, req),
         rq::UPDATE_AND_CREATE_TOPIC => admin::update_and_create_topic(b, req),
         rq::GET_ALL_TOPIC_CONFIG => admin::get_all_topic_config(b, req),
         rq::GET_ROUTEINFO_BY_TOPIC => admin::get_route_info_by_topic(b, req),

@@ -6,20 +6,30 @@
 //! the network core, so the writer only encodes. The writer's completion comes back to
 //! the connection as `Outgoing::Sends`, where `responses` turns it into one answer per
 //! request.
+//!
+//! Two kinds of single sends are rewritten before they are stored (spec §3.1 steps 5 and
+//! 11): a send to `%RETRY%<group>` whose reconsume count exceeds the group's limit goes to
+//! `%DLQ%<group>` instead, and a message with `DELAY` > 0 goes to `SCHEDULE_TOPIC_XXXX`
+//! (see `schedule`). Both are found in the one pass over the properties every send makes
+//! anyway, so ordinary sends pay nothing extra. Batches may do neither (MESSAGE_ILLEGAL).
 
 use std::sync::atomic::{AtomicU32, Ordering};
 use std::sync::Arc;
 
 use bytes::{BufMut, Bytes, BytesMut};
 use ringmq_engine::commitlog::{AppendOutcome, AppendRequest, PutStatus};
+use ringmq_engine::delay_levels::SCHEDULE_TOPIC;
 use ringmq_engine::meta::PERM_WRITE;
-use ringmq_engine::record::{self, decode_batch, keys, offset_msg_id, MessageToStore};
+use ringmq_engine::record::{
+    self, decode_batch, keys, offset_msg_id, sysflag, MessageToStore, PropertyIter,
+    DLQ_TOPIC_PREFIX, RETRY_TOPIC_PREFIX,
+};
 
 use super::replication::ReplicaOutcome;
 use super::route::{header_error, ConnInfo, Outgoing};
 use super::topics::validate_topic_name;
-use super::Broker;
-use crate::codes::{request_code as rq, response_code as rs};
+use super::{schedule, send_back, Broker};
+use crate::codes::{request_code as rq, response_code as rs, version};
 use crate::command::RemotingCommand;
 use crate::error::FrameError;
 
@@ -113,6 +123,16 @@ fn field<'a>(req: &RemotingCommand, long: &'a str, short: &'a str) -> [&'a str; 
 
 static NEXT_QUEUE: AtomicU32 = AtomicU32::new(0);
 
+/// Topics producers may not send to (`TopicValidator.isNotAllowedSendTopic`).
+const NOT_ALLOWED_SEND_TOPICS: &[&str] = &[
+    SCHEDULE_TOPIC,
+    "RMQ_SYS_TRANS_HALF_TOPIC",
+    "RMQ_SYS_TRANS_OP_HALF_TOPIC",
+    "TRANS_CHECK_MAX_TIME_TOPIC",
+    "SELF_TEST_TOPIC",
+    "OFFSET_MOVED_EVENT",
+];
+
 /// Sends handed to the writer and not yet answered by it, over all connections (a
 /// stopping server waits for these).
 static PENDING: std::sync::atomic::AtomicUsize = std::sync::atomic::AtomicUsize::new(0);
@@ -182,7 +202,14 @@ fn prepare_inner(
     if let Err(why) = validate_topic_name(topic) {
         return Ok(reject(req, rs::INVALID_PARAMETER, why));
     }
-    if batch && topic.starts_with("%RETRY%") {
+    if NOT_ALLOWED_SEND_TOPICS.contains(&topic) {
+        return Ok(reject(
+            req,
+            rs::NO_PERMISSION,
+            format!("Sending message to topic[{topic}] is forbidden."),
+        ));
+    }
+    if batch && topic.starts_with(RETRY_TOPIC_PREFIX) {
         return Ok(reject(
             req,
             rs::MESSAGE_ILLEGAL,
@@ -238,27 +265,62 @@ fn prepare_inner(
                 ))
             }
         };
+        // The store refuses batches with a transaction type or a delay level.
+        if sysflag::transaction_type(sys_flag) != sysflag::TRANSACTION_NOT_TYPE {
+            return Ok(reject(
+                req,
+                rs::MESSAGE_ILLEGAL,
+                "batch messages cannot be transactional",
+            ));
+        }
+        let envelope = scan_properties(properties.as_bytes());
+        if envelope.delay > 0 {
+            return Ok(reject(
+                req,
+                rs::MESSAGE_ILLEGAL,
+                "batch messages cannot have a delay level",
+            ));
+        }
         let mut msgs = Vec::with_capacity(items.len());
         for item in items {
-            let props = match stored_properties(&item.properties, cluster, false) {
+            let stored = match stored_properties(&item.properties, cluster, false) {
                 Ok(p) => p,
                 Err(why) => return Ok(reject(req, rs::MESSAGE_ILLEGAL, why)),
             };
-            msgs.push(build(item.body, props, item.flag));
+            if stored.delay > 0 {
+                return Ok(reject(
+                    req,
+                    rs::MESSAGE_ILLEGAL,
+                    "batch messages cannot have a delay level",
+                ));
+            }
+            msgs.push(build(item.body, stored.props, item.flag));
         }
-        (
-            msgs,
-            None,
-            record::find_property(properties.as_bytes(), keys::WAIT) != Some("false"),
-        )
+        (msgs, None, envelope.wait)
     } else {
-        let props = match stored_properties(properties.as_bytes(), cluster, true) {
+        let stored = match stored_properties(properties.as_bytes(), cluster, true) {
             Ok(p) => p,
             Err(why) => return Ok(reject(req, rs::MESSAGE_ILLEGAL, why)),
         };
-        let uniq = record::find_property(&props, keys::UNIQ_KEY).map(str::to_owned);
-        let wait = record::find_property(&props, keys::WAIT) != Some("false");
-        (vec![build(req.body.clone(), props, flag)], uniq, wait)
+        let mut m = build(req.body.clone(), stored.props, flag);
+        let mut delay = stored.delay;
+        if let Some(group) = topic.strip_prefix(RETRY_TOPIC_PREFIX) {
+            let max_times = if req.version >= version::V3_4_9 {
+                req.ext_opt::<i32>(&field(req, "maxReconsumeTimes", "l"))?
+            } else {
+                None
+            };
+            if let Some(refused) = retry_or_dlq(b, req, group, max_times, &mut m) {
+                return Ok(refused);
+            }
+            if m.topic.starts_with(DLQ_TOPIC_PREFIX) {
+                delay = -1; // redirected: its DELAY is now -1
+            }
+        }
+        if delay > 0 && schedule::delay_applies(m.sys_flag) {
+            schedule::to_schedule_topic(&mut m, delay, b.store.delay_levels());
+        }
+        (vec![m], stored.uniq_key, stored.wait)
     };
     if let Some(err) = messages.iter().find_map(|m| m.validate(max).err()) {
         return Ok(reject(req, rs::MESSAGE_ILLEGAL, err.to_string()));
@@ -276,23 +338,108 @@ fn prepare_inner(
     Ok(Prepared::Ready(ctx, messages, wait))
 }
 
+/// §3.1 step 5, for a single send to `%RETRY%<group>`: the group must exist (or be
+/// auto-created); past the group's retry limit (or the header's `maxReconsumeTimes`) the
+/// message goes to `%DLQ%<group>` with `DELAY=-1`. Returns the refusal, if refused.
+fn retry_or_dlq(
+    b: &Broker,
+    req: &RemotingCommand,
+    group: &str,
+    max_times: Option<i32>,
+    m: &mut MessageToStore,
+) -> Option<Prepared> {
+    let Some(config) = send_back::find_group(b, group) else {
+        return Some(reject(
+            req,
+            rs::SUBSCRIPTION_GROUP_NOT_EXIST,
+            format!("subscription group not exist, {group}"),
+        ));
+    };
+    let limit = max_times.unwrap_or(config.retry_max_times);
+    if m.reconsume_times <= limit {
+        return None;
+    }
+    let dlq = match send_back::ensure_dlq_topic(b, group) {
+        Ok(t) => t,
+        Err(why) => return Some(reject(req, rs::SYSTEM_ERROR, why)),
+    };
+    tracing::info!(
+        group,
+        dlq = %dlq,
+        reconsume_times = m.reconsume_times,
+        limit,
+        "retry message past its limit sent to the DLQ"
+    );
+    m.topic = dlq;
+    m.queue_id = 0;
+    m.properties = edit_properties(&m.properties, &[], &[(keys::DELAY, "-1")]);
+    None
+}
+
+/// What the send path needs to know of a client's properties, found in one pass.
+#[derive(Debug, Default)]
+struct Scanned<'a> {
+    uniq_key: Option<&'a str>,
+    has_cluster: bool,
+    /// `WAIT` is not `false`.
+    wait: bool,
+    /// `DELAY` as a number (0 when absent or not a number).
+    delay: i32,
+}
+
+fn scan_properties(client: &[u8]) -> Scanned<'_> {
+    let mut s = Scanned {
+        wait: true,
+        ..Scanned::default()
+    };
+    // Later duplicates win, as in `find_property`.
+    for (k, v) in PropertyIter::new(client) {
+        match k {
+            b"UNIQ_KEY" => s.uniq_key = std::str::from_utf8(v).ok(),
+            b"CLUSTER" => s.has_cluster = std::str::from_utf8(v).is_ok(),
+            b"WAIT" => s.wait = v != b"false",
+            b"DELAY" => {
+                s.delay = std::str::from_utf8(v)
+                    .ok()
+                    .and_then(|d| d.parse().ok())
+                    .unwrap_or(0)
+            }
+            _ => {}
+        }
+    }
+    s
+}
+
+/// A message's properties as stored, and what the send path learnt from them.
+#[derive(Debug)]
+struct Stored {
+    props: Bytes,
+    uniq_key: Option<String>,
+    wait: bool,
+    delay: i32,
+}
+
 /// The properties string as stored: the client's string with a 0x02 after its last entry
 /// (recovery relies on it), `UNIQ_KEY` added to a single message that lacks one, and the
 /// broker's `CLUSTER`. NUL bytes are refused.
-fn stored_properties(client: &[u8], cluster: &str, add_uniq: bool) -> Result<Bytes, String> {
+fn stored_properties(client: &[u8], cluster: &str, add_uniq: bool) -> Result<Stored, String> {
     if client.contains(&0) {
         return Err("message properties contain a NUL byte".into());
     }
+    let scanned = scan_properties(client);
     let mut out = BytesMut::with_capacity(client.len() + cluster.len() + 48);
     out.put_slice(client);
     if !client.is_empty() && client.last() != Some(&0x02) {
         out.put_u8(0x02);
     }
-    if add_uniq && record::find_property(client, keys::UNIQ_KEY).is_none() {
-        put_property(&mut out, keys::UNIQ_KEY, &generate_uniq_key());
+    let mut uniq_key = scanned.uniq_key.map(str::to_owned);
+    if add_uniq && uniq_key.is_none() {
+        let key = generate_uniq_key();
+        put_property(&mut out, keys::UNIQ_KEY, &key);
+        uniq_key = Some(key);
     }
-    if record::find_property(client, "CLUSTER").is_none() {
-        put_property(&mut out, "CLUSTER", cluster);
+    if !scanned.has_cluster {
+        put_property(&mut out, keys::CLUSTER, cluster);
     }
     if out.len() > record::PROPERTIES_MAX_LEN {
         return Err(format!(
@@ -301,7 +448,34 @@ fn stored_properties(client: &[u8], cluster: &str, add_uniq: bool) -> Result<Byt
             record::PROPERTIES_MAX_LEN
         ));
     }
-    Ok(out.freeze())
+    Ok(Stored {
+        props: out.freeze(),
+        uniq_key,
+        wait: scanned.wait,
+        delay: scanned.delay,
+    })
+}
+
+/// `props` without the `remove` names (and without the names of `add`), followed by the
+/// `add` pairs; every entry is terminated, malformed segments are dropped (as Java's
+/// decode/re-encode does).
+pub(crate) fn edit_properties(props: &[u8], remove: &[&str], add: &[(&str, &str)]) -> Bytes {
+    let extra: usize = add.iter().map(|(k, v)| k.len() + v.len() + 2).sum();
+    let mut out = BytesMut::with_capacity(props.len() + extra);
+    for (k, v) in PropertyIter::new(props) {
+        let dropped =
+            remove.iter().any(|r| r.as_bytes() == k) || add.iter().any(|(a, _)| a.as_bytes() == k);
+        if !dropped {
+            out.put_slice(k);
+            out.put_u8(0x01);
+            out.put_slice(v);
+            out.put_u8(0x02);
+        }
+    }
+    for (k, v) in add {
+        put_property(&mut out, k, v);
+    }
+    out.freeze()
 }
 
 fn put_property(out: &mut BytesMut, name: &str, value: &str) {
@@ -402,17 +576,50 @@ mod tests {
 
     #[test]
     fn stored_properties_are_terminated_and_tagged() {
-        let p = stored_properties(b"TAGS\x01a\x02KEYS\x01k", "C1", true).unwrap();
-        assert!(record::properties_well_formed(&p));
-        assert_eq!(record::find_property(&p, "KEYS"), Some("k"));
-        assert_eq!(record::find_property(&p, "CLUSTER"), Some("C1"));
-        assert!(record::find_property(&p, keys::UNIQ_KEY).is_some());
-        let kept = stored_properties(b"UNIQ_KEY\x01ABC\x02", "C1", true).unwrap();
-        assert_eq!(record::find_property(&kept, keys::UNIQ_KEY), Some("ABC"));
-        assert!(stored_properties(b"A\x01\x00\x02", "C1", true).is_err());
+        let s = stored_properties(b"TAGS\x01a\x02KEYS\x01k", "C1", true).unwrap();
+        let p = &s.props;
+        assert!(record::properties_well_formed(p));
+        assert_eq!(record::find_property(p, "KEYS"), Some("k"));
+        assert_eq!(record::find_property(p, "CLUSTER"), Some("C1"));
         assert_eq!(
-            &stored_properties(b"", "C", false).unwrap()[..],
-            b"CLUSTER\x01C\x02"
+            record::find_property(p, keys::UNIQ_KEY),
+            s.uniq_key.as_deref()
         );
+        assert!(s.uniq_key.is_some() && s.wait && s.delay == 0);
+        let kept = stored_properties(b"UNIQ_KEY\x01ABC\x02", "C1", true).unwrap();
+        assert_eq!(
+            record::find_property(&kept.props, keys::UNIQ_KEY),
+            Some("ABC")
+        );
+        assert_eq!(kept.uniq_key.as_deref(), Some("ABC"));
+        assert!(stored_properties(b"A\x01\x00\x02", "C1", true).is_err());
+        let bare = stored_properties(b"", "C", false).unwrap();
+        assert_eq!(&bare.props[..], b"CLUSTER\x01C\x02");
+        assert_eq!(bare.uniq_key, None, "none generated for batch items");
+        let flags = stored_properties(
+            b"DELAY\x012\x02WAIT\x01false\x02CLUSTER\x01X\x02DELAY\x013\x02",
+            "C",
+            false,
+        )
+        .unwrap();
+        assert_eq!((flags.delay, flags.wait), (3, false), "last duplicate wins");
+        assert_eq!(record::find_property(&flags.props, "CLUSTER"), Some("X"));
+        assert_eq!(
+            stored_properties(b"DELAY\x01x\x02", "C", false)
+                .unwrap()
+                .delay,
+            0
+        );
+    }
+
+    #[test]
+    fn edit_properties_replaces_and_removes() {
+        let p = edit_properties(
+            b"TAGS\x01a\x02DELAY\x013\x02junk\x02WAIT\x01true",
+            &[keys::TAGS],
+            &[(keys::DELAY, "-1"), (keys::REAL_QID, "2")],
+        );
+        assert_eq!(&p[..], b"WAIT\x01true\x02DELAY\x01-1\x02REAL_QID\x012\x02");
+        assert!(edit_properties(b"", &[], &[]).is_empty());
     }
 }
