@@ -132,8 +132,61 @@ pub struct PullConsumer {
     conn: Connection,
     group: String,
     opts: PullOptions,
-    /// Tags of a TAG subscription other than `*` (client-side re-filter).
-    tag_filter: Option<Vec<String>>,
+    /// The subscription of plain [`pull`](PullConsumer::pull)s.
+    filter: Filter,
+}
+
+/// A subscription expression as pulls send it, with the tags a TAG expression names
+/// (the broker filters by tag hash; the client re-filters by tag text, as RocketMQ's do).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Filter {
+    /// `*` (or empty) = every message; `a || b` = tags a or b.
+    pub expression: String,
+    /// `TAG` or `SQL92`.
+    pub expression_type: String,
+    /// Tags of a TAG expression other than `*`.
+    pub tags: Option<Vec<String>>,
+}
+
+impl Filter {
+    pub fn new(expression: &str, expression_type: &str) -> Filter {
+        let sub = expression.trim();
+        let tags = (expression_type.eq_ignore_ascii_case("TAG") && !sub.is_empty() && sub != "*")
+            .then(|| {
+                sub.split("||")
+                    .map(str::trim)
+                    .filter(|t| !t.is_empty())
+                    .map(str::to_owned)
+                    .collect()
+            });
+        Filter {
+            expression: if sub.is_empty() {
+                "*".into()
+            } else {
+                sub.to_owned()
+            },
+            expression_type: expression_type.to_owned(),
+            tags,
+        }
+    }
+
+    /// Every message (`*`).
+    pub fn all() -> Filter {
+        Filter::new("*", "TAG")
+    }
+}
+
+/// Arguments of [`PullConsumer::pull_with`].
+#[derive(Debug, Clone, Default)]
+pub struct PullArgs<'a> {
+    pub offset: i64,
+    pub max_nums: i32,
+    /// Long-poll hold asked of the broker.
+    pub suspend: Option<Duration>,
+    /// None = the consumer's own subscription.
+    pub filter: Option<&'a Filter>,
+    /// Commit this offset for the group with the pull.
+    pub commit_offset: Option<i64>,
 }
 
 impl PullConsumer {
@@ -148,21 +201,12 @@ impl PullConsumer {
 
     /// Use an existing connection.
     pub fn with_connection(conn: Connection, group: &str, opts: PullOptions) -> PullConsumer {
-        let sub = opts.subscription.trim();
-        let tag_filter =
-            (opts.expression_type.eq_ignore_ascii_case("TAG") && !sub.is_empty() && sub != "*")
-                .then(|| {
-                    sub.split("||")
-                        .map(str::trim)
-                        .filter(|t| !t.is_empty())
-                        .map(str::to_owned)
-                        .collect()
-                });
+        let filter = Filter::new(&opts.subscription, &opts.expression_type);
         PullConsumer {
             conn,
             group: group.to_owned(),
             opts,
-            tag_filter,
+            filter,
         }
     }
 
@@ -187,36 +231,56 @@ impl PullConsumer {
         max_nums: i32,
         suspend: Option<Duration>,
     ) -> Result<PullResult> {
+        self.pull_with(
+            mq,
+            &PullArgs {
+                offset,
+                max_nums,
+                suspend,
+                filter: None,
+                commit_offset: None,
+            },
+        )
+    }
+
+    /// A pull with every knob: a subscription other than the consumer's own (a push
+    /// consumer subscribes per topic) and an offset commit piggy-backed on the request
+    /// (the COMMIT_OFFSET sysFlag, §5.7).
+    pub fn pull_with(&self, mq: &MessageQueue, args: &PullArgs<'_>) -> Result<PullResult> {
+        let filter = args.filter.unwrap_or(&self.filter);
         let mut sys_flag = pull_sysflag::SUBSCRIPTION;
-        if suspend.is_some() {
+        if args.suspend.is_some() {
             sys_flag |= pull_sysflag::SUSPEND;
         }
-        let suspend_ms = suspend.map_or(0, |d| d.as_millis() as i64);
+        if args.commit_offset.is_some() {
+            sys_flag |= pull_sysflag::COMMIT_OFFSET;
+        }
+        let suspend_ms = args.suspend.map_or(0, |d| d.as_millis() as i64);
         let mut cmd = self
             .request(request_code::PULL_MESSAGE)
             .with_ext("consumerGroup", &self.group)
             .with_ext("topic", &mq.topic)
             .with_ext("queueId", mq.queue_id)
-            .with_ext("queueOffset", offset)
-            .with_ext("maxMsgNums", max_nums)
+            .with_ext("queueOffset", args.offset)
+            .with_ext("maxMsgNums", args.max_nums)
             .with_ext("sysFlag", sys_flag)
-            .with_ext("commitOffset", 0)
+            .with_ext("commitOffset", args.commit_offset.unwrap_or(0))
             .with_ext("suspendTimeoutMillis", suspend_ms)
-            .with_ext("subscription", &self.opts.subscription)
+            .with_ext("subscription", &filter.expression)
             .with_ext("subVersion", now_millis())
-            .with_ext("expressionType", &self.opts.expression_type);
+            .with_ext("expressionType", &filter.expression_type);
         if !mq.broker_name.is_empty() {
             cmd.set_ext("bname", &mq.broker_name);
         }
-        let timeout = match suspend {
+        let timeout = match args.suspend {
             Some(d) => d + SUSPEND_SLACK + self.opts.timeout,
             None => self.opts.timeout,
         };
         let resp = self.conn.request(cmd, timeout)?;
-        self.parse_pull_response(resp)
+        self.parse_pull_response(resp, filter)
     }
 
-    fn parse_pull_response(&self, resp: RemotingCommand) -> Result<PullResult> {
+    fn parse_pull_response(&self, resp: RemotingCommand, filter: &Filter) -> Result<PullResult> {
         let Some(mut status) = PullStatus::from_code(resp.code) else {
             return Err(ClientError::from_response(&resp));
         };
@@ -238,7 +302,7 @@ impl PullConsumer {
         };
         if status == PullStatus::Found {
             let mut msgs = decode_messages(&resp.body, self.opts.check_crc)?;
-            if let Some(tags) = &self.tag_filter {
+            if let Some(tags) = &filter.tags {
                 msgs.retain(|m| m.tags.as_ref().is_some_and(|t| tags.contains(t)));
             }
             if msgs.is_empty() {

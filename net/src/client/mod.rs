@@ -23,9 +23,11 @@
 //!
 //! Wire facts: `/work/shared/spec/rocketmq-wire.md` §1–§6.
 
+pub mod allocate;
 pub mod connection;
 pub mod consumer;
 pub mod producer;
+pub mod push;
 pub mod route;
 
 #[cfg(test)]
@@ -37,7 +39,8 @@ pub use connection::{
     expect_success, ClientError, ConnectOptions, Connection, RequestHandler, Result,
 };
 pub use consumer::{
-    decode_messages, PullConsumer, PullOptions, PullResult, PullStatus, ReceivedMessage,
+    decode_messages, Filter, PullArgs, PullConsumer, PullOptions, PullResult, PullStatus,
+    ReceivedMessage,
 };
 pub use producer::{Message, Producer, ProducerOptions, SendHeader, SendResult, SendStatus};
 pub use route::{fetch_route, BrokerData, MessageQueue, QueueData, QueueKind, TopicRoute};

@@ -74,6 +74,12 @@ impl Message {
         self
     }
 
+    /// Delivers the message only after delay level `level` (1-based; the broker's
+    /// `messageDelayLevel`, by default 1s 5s 10s 30s 1m ... 2h) has passed.
+    pub fn with_delay_level(self, level: i32) -> Self {
+        self.with_property("DELAY", level.to_string())
+    }
+
     /// The caller-set `UNIQ_KEY`, if any.
     pub fn uniq_key(&self) -> Option<&str> {
         self.properties
