@@ -8,6 +8,10 @@
 //!   bounded async sends), [`Message`], [`SendResult`].
 //! - [`consumer`]: [`PullConsumer`] (PULL_MESSAGE with long polling,
 //!   consumer and queue offsets), [`ReceivedMessage`], [`PullResult`].
+//! - [`push`]: [`push::PushConsumer`], consumer groups with client-side rebalance,
+//!   concurrent and orderly listeners, retry through `%RETRY%` topics.
+//! - [`allocate`]: RocketMQ's queue allocation strategies (AVG, AVG_BY_CIRCLE,
+//!   CONSISTENT_HASH, CONFIG, MACHINE_ROOM, MACHINE_ROOM_NEARBY).
 //!
 //! ```no_run
 //! use ringmq_net::client::{Message, Producer, PullConsumer, MessageQueue};
