@@ -11,6 +11,7 @@
 //! | `waiters` | waits for an offset, in offset order (threads or callbacks with deadlines) | any |
 //! | `meta` | topics, consumer offsets, subscription groups, delay offsets (JSON) | any |
 
+pub mod clock;
 pub mod commitlog;
 pub mod consumequeue;
 pub mod delay_levels;

@@ -11,6 +11,7 @@
 //! back to the master's end: checkpoint lowered first, then the CommitLog, then the
 //! ConsumeQueues, with the dispatcher paused and no stale checkpoint written meanwhile.
 
+use crate::clock::now_millis;
 use std::collections::HashMap;
 use std::fs::File;
 use std::os::fd::AsRawFd;
@@ -18,7 +19,7 @@ use std::path::{Path, PathBuf};
 use std::sync::atomic::{AtomicBool, AtomicI64, AtomicU64, Ordering};
 use std::sync::{Arc, Mutex};
 use std::thread::JoinHandle;
-use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
+use std::time::{Duration, Instant};
 
 use bytes::{Bytes, BytesMut};
 
@@ -390,7 +391,7 @@ impl MessageStore {
                 &self.root,
                 &Checkpoint {
                     phys_offset: lowered,
-                    timestamp_ms: now_ms(),
+                    timestamp_ms: now_millis(),
                 },
             )?;
         }
@@ -427,7 +428,7 @@ impl MessageStore {
             &self.root,
             &Checkpoint {
                 phys_offset: checkpoint,
-                timestamp_ms: now_ms(),
+                timestamp_ms: now_millis(),
             },
         )?;
         let dropped_bytes = (old_end - offset) as u64;
@@ -635,7 +636,7 @@ impl MessageStore {
             &self.root,
             &Checkpoint {
                 phys_offset: log_end,
-                timestamp_ms: now_ms(),
+                timestamp_ms: now_millis(),
             },
         )?;
         std::fs::remove_file(recovery::abort_path(&self.root))
@@ -705,7 +706,7 @@ fn housekeeping(
             root,
             &Checkpoint {
                 phys_offset: candidate,
-                timestamp_ms: now_ms(),
+                timestamp_ms: now_millis(),
             },
         ) {
             Ok(()) => last = candidate,
@@ -753,13 +754,6 @@ fn write_abort_marker(root: &Path) -> Result<()> {
         .and_then(|f| f.sync_all())
         .map_err(|e| Error::io(format!("create {}", path.display()), e))?;
     direct_file::sync_dir(root)
-}
-
-fn now_ms() -> i64 {
-    SystemTime::now()
-        .duration_since(UNIX_EPOCH)
-        .map(|d| d.as_millis() as i64)
-        .unwrap_or(0)
 }
 
 #[cfg(test)]

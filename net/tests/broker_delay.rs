@@ -5,7 +5,7 @@
 mod common;
 
 use std::collections::{BTreeMap, HashMap};
-use std::time::{Duration, Instant};
+use std::time::Duration;
 
 use ringmq_net::broker::BrokerConfig;
 use ringmq_net::client::{
@@ -36,35 +36,6 @@ fn delayed(body: &str, level: &str) -> Message {
     Message::new(body.to_string())
         .with_tags("TagA")
         .with_property("DELAY", level)
-}
-
-/// Long-polls `mq` from `from` until `want` returns true for what has arrived (or panics
-/// after `within`).
-fn collect(
-    c: &PullConsumer,
-    mq: &MessageQueue,
-    from: i64,
-    within: Duration,
-    want: impl Fn(&[ReceivedMessage]) -> bool,
-) -> Vec<ReceivedMessage> {
-    let deadline = Instant::now() + within;
-    let mut got = Vec::new();
-    let mut offset = from;
-    while !want(&got) {
-        assert!(
-            Instant::now() < deadline,
-            "only {} messages arrived in {mq:?}",
-            got.len()
-        );
-        let r = c
-            .pull(mq, offset, 32, Some(Duration::from_millis(500)))
-            .unwrap();
-        if r.status == PullStatus::Found {
-            got.extend(r.messages);
-        }
-        offset = r.next_begin_offset;
-    }
-    got
 }
 
 /// The record waiting in the schedule queue of `level` at `offset`.
@@ -130,7 +101,7 @@ fn delayed_messages_arrive_after_their_level() {
         },
     )
     .unwrap();
-    let got = collect(&tagged, &mq, 1, Duration::from_secs(20), |g| g.len() >= 3);
+    let got = common::pull_until(&tagged, &mq, 1, Duration::from_secs(20), |g| g.len() >= 3);
     let bodies: Vec<&[u8]> = got.iter().map(|m| &m.body[..]).collect();
     assert_eq!(bodies, [&b"one"[..], b"two", b"clamped"]);
     for (body, level, w) in &waiting {
@@ -193,7 +164,7 @@ fn delayed_messages_survive_restarts_at_least_once() {
         p.send_to(&mq, delayed("short", "1")).unwrap();
         p.send_to(&mq, delayed("long", "3")).unwrap();
         let c = PullConsumer::connect(&broker.addr, "cg").unwrap();
-        let got = collect(&c, &mq, 0, Duration::from_secs(10), |g| !g.is_empty());
+        let got = common::pull_until(&c, &mq, 0, Duration::from_secs(10), |g| !g.is_empty());
         assert_eq!(&got[0].body[..], b"short");
         waiting_long = scheduled(&c, 3, 0);
         sent_at_level_3 = waiting_long.store_timestamp;
@@ -207,10 +178,10 @@ fn delayed_messages_survive_restarts_at_least_once() {
     {
         let mut broker = common::start_with(cfg.clone());
         let c = PullConsumer::connect(&broker.addr, "cg").unwrap();
-        let got = collect(&c, &mq, 0, Duration::from_secs(15), |g| g.len() >= 2);
+        let got = common::pull_until(&c, &mq, 0, Duration::from_secs(15), |g| g.len() >= 2);
         // Give a duplicate a moment to show up (there must be none after a clean stop).
         std::thread::sleep(Duration::from_millis(300));
-        let all = collect(&c, &mq, 0, Duration::from_secs(5), |g| g.len() >= 2);
+        let all = common::pull_until(&c, &mq, 0, Duration::from_secs(5), |g| g.len() >= 2);
         assert_eq!(all.len(), 2, "{got:?}");
         let long = all.iter().find(|m| &m.body[..] == b"long").unwrap();
         assert!(long.store_timestamp >= sent_at_level_3 + level_ms(3));
@@ -226,7 +197,7 @@ fn delayed_messages_survive_restarts_at_least_once() {
     .unwrap();
     let broker = common::start_with(cfg);
     let c = PullConsumer::connect(&broker.addr, "cg").unwrap();
-    let all = collect(&c, &mq, 0, Duration::from_secs(15), |g| g.len() >= 4);
+    let all = common::pull_until(&c, &mq, 0, Duration::from_secs(15), |g| g.len() >= 4);
     let seen = by_body(&all);
     assert_eq!(seen["short"].len(), 2);
     assert_eq!(seen["long"].len(), 2);

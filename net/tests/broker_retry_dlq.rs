@@ -5,14 +5,14 @@
 
 mod common;
 
+use ringmq_engine::clock::now_millis;
 use std::collections::BTreeMap;
-use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
+use std::time::Duration;
 
 use ringmq_engine::meta::SubscriptionGroupConfig;
 use ringmq_net::broker::BrokerConfig;
 use ringmq_net::client::{
-    fetch_route, Connection, Message, MessageQueue, Producer, PullConsumer, PullStatus,
-    ReceivedMessage,
+    fetch_route, Connection, Message, MessageQueue, Producer, PullConsumer, ReceivedMessage,
 };
 use ringmq_net::{request_code, response_code, RemotingCommand};
 
@@ -58,20 +58,7 @@ fn back(conn: &Connection, m: &ReceivedMessage, group: &str, level: i32, max: i3
 
 /// Long-polls `mq` from `from` until `n` messages arrived.
 fn wait_for(c: &PullConsumer, mq: &MessageQueue, from: i64, n: usize) -> Vec<ReceivedMessage> {
-    let deadline = Instant::now() + Duration::from_secs(20);
-    let mut got = Vec::new();
-    let mut offset = from;
-    while got.len() < n {
-        assert!(Instant::now() < deadline, "{mq:?}: {} of {n}", got.len());
-        let r = c
-            .pull(mq, offset, 32, Some(Duration::from_millis(500)))
-            .unwrap();
-        if r.status == PullStatus::Found {
-            got.extend(r.messages);
-        }
-        offset = r.next_begin_offset;
-    }
-    got
+    common::pull_until(c, mq, from, Duration::from_secs(20), |got| got.len() >= n)
 }
 
 fn only(c: &PullConsumer, mq: &MessageQueue, offset: i64) -> ReceivedMessage {
@@ -156,13 +143,6 @@ fn sent_back_messages_retry_then_land_in_the_dlq() {
     assert_eq!(c.max_offset(&retry).unwrap(), 2, "nothing more retried");
 }
 
-fn now_ms() -> i64 {
-    SystemTime::now()
-        .duration_since(UNIX_EPOCH)
-        .unwrap()
-        .as_millis() as i64
-}
-
 /// A SEND_MESSAGE (code 10, long header names) as the Java client's fallback sends it.
 fn send_to_retry(
     conn: &Connection,
@@ -180,7 +160,7 @@ fn send_to_retry(
         .with_ext("defaultTopicQueueNums", 4)
         .with_ext("queueId", 0)
         .with_ext("sysFlag", 0)
-        .with_ext("bornTimestamp", now_ms())
+        .with_ext("bornTimestamp", now_millis())
         .with_ext("flag", 0)
         .with_ext("properties", properties)
         .with_ext("reconsumeTimes", reconsume)

@@ -20,30 +20,12 @@ use std::time::{Duration, Instant};
 
 use ringmq_net::client::allocate::{allocate, Averagely};
 use ringmq_net::client::push::{ConsumeStatus, Listener, PushConsumer, PushConsumerOptions};
-use ringmq_net::client::{
-    expect_success, Connection, Message, MessageQueue, Producer, ReceivedMessage,
-};
-use ringmq_net::codes::request_code;
-use ringmq_net::command::RemotingCommand;
+use ringmq_net::client::{Message, MessageQueue, Producer, ReceivedMessage};
 
 const TOPIC: &str = "GroupTopic";
 const GROUP: &str = "group_rebalance";
 const QUEUES: i32 = 8;
 const CONVERGE_WITHIN: Duration = Duration::from_secs(2);
-
-pub fn create_topic(addr: &str, topic: &str, queues: i32) {
-    let conn = Connection::connect(addr).unwrap();
-    let cmd = RemotingCommand::request(request_code::UPDATE_AND_CREATE_TOPIC)
-        .with_ext("topic", topic)
-        .with_ext("defaultTopic", "TBW102")
-        .with_ext("readQueueNums", queues)
-        .with_ext("writeQueueNums", queues)
-        .with_ext("perm", 6)
-        .with_ext("topicFilterType", "SINGLE_TAG")
-        .with_ext("topicSysFlag", 0)
-        .with_ext("order", false);
-    expect_success(conn.request(cmd, Duration::from_secs(3)).unwrap()).unwrap();
-}
 
 fn options(addr: &str, client_id: &str) -> PushConsumerOptions {
     let mut o = PushConsumerOptions::new(addr, GROUP);
@@ -221,7 +203,7 @@ fn group_converges_after_joins_leave_and_kill() {
     let dir = tempfile::tempdir().unwrap();
     let broker = common::start(dir.path());
     let addr = broker.addr.clone();
-    create_topic(&addr, TOPIC, QUEUES);
+    common::create_topic(&addr, TOPIC, QUEUES);
 
     // A producer at ~2,000 msgs/s for the whole test (bounded by count and by `stop`).
     let stop = Arc::new(AtomicBool::new(false));

@@ -20,25 +20,9 @@ use ringmq_net::client::push::{
     PushConsumerOptions,
 };
 use ringmq_net::client::{
-    expect_success, fetch_route, Connection, Message, MessageQueue, Producer, PullConsumer,
-    PullStatus, ReceivedMessage,
+    fetch_route, Connection, Message, MessageQueue, Producer, PullConsumer, PullStatus,
+    ReceivedMessage,
 };
-use ringmq_net::codes::request_code;
-use ringmq_net::command::RemotingCommand;
-
-fn create_topic(addr: &str, topic: &str, queues: i32) {
-    let conn = Connection::connect(addr).unwrap();
-    let cmd = RemotingCommand::request(request_code::UPDATE_AND_CREATE_TOPIC)
-        .with_ext("topic", topic)
-        .with_ext("defaultTopic", "TBW102")
-        .with_ext("readQueueNums", queues)
-        .with_ext("writeQueueNums", queues)
-        .with_ext("perm", 6)
-        .with_ext("topicFilterType", "SINGLE_TAG")
-        .with_ext("topicSysFlag", 0)
-        .with_ext("order", false);
-    expect_success(conn.request(cmd, Duration::from_secs(3)).unwrap()).unwrap();
-}
 
 fn options(addr: &str, group: &str, id: &str) -> PushConsumerOptions {
     let mut o = PushConsumerOptions::new(addr, group);
@@ -65,7 +49,7 @@ fn orderly_consumption_keeps_queue_order_across_rebalances() {
     let dir = tempfile::tempdir().unwrap();
     let broker = common::start(dir.path());
     let addr = broker.addr.clone();
-    create_topic(&addr, TOPIC, QUEUES);
+    common::create_topic(&addr, TOPIC, QUEUES);
     let broker_name = fetch_route(&Connection::connect(&addr).unwrap(), TOPIC)
         .unwrap()
         .broker_datas[0]
@@ -172,7 +156,7 @@ fn failing_messages_retry_with_growing_delay_then_reach_the_dlq() {
     cfg.message_delay_level = DelayLevels::parse("1s 1s 1s 1s 2s 1s 1s").unwrap();
     let broker = common::start_with(cfg);
     let addr = broker.addr.clone();
-    create_topic(&addr, TOPIC, 2);
+    common::create_topic(&addr, TOPIC, 2);
 
     // (reconsume times, topic, when) of every attempt at the failing message.
     let attempts: Arc<Mutex<Vec<(i32, String, Instant)>>> = Arc::default();
@@ -260,7 +244,7 @@ fn delayed_sends_arrive_after_their_level() {
     cfg.message_delay_level = DelayLevels::parse("1s 2s 3s").unwrap();
     let broker = common::start_with(cfg);
     let addr = broker.addr.clone();
-    create_topic(&addr, TOPIC, 2);
+    common::create_topic(&addr, TOPIC, 2);
     let got: Arc<Mutex<Vec<(String, i64, Instant)>>> = Arc::default();
     let consumer = {
         let got = got.clone();
@@ -320,7 +304,7 @@ fn broadcasting_gives_every_member_everything_and_resumes_locally() {
     let offsets_dir = tempfile::tempdir().unwrap();
     let broker = common::start(dir.path());
     let addr = broker.addr.clone();
-    create_topic(&addr, TOPIC, 4);
+    common::create_topic(&addr, TOPIC, 4);
     type Seen = Arc<Mutex<Vec<String>>>;
     let start = |id: &str, seen: &Seen| {
         let mut o = options(&addr, GROUP, id);

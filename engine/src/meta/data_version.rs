@@ -4,16 +4,9 @@
 //! re-apply a table. `stateVersion` is 5.x only but always emitted: the rocketmq-rust
 //! deserializer requires all three properties.
 
-use std::time::{SystemTime, UNIX_EPOCH};
+pub use crate::clock::now_millis;
 
 use serde::{Deserialize, Serialize};
-
-/// Milliseconds since the Unix epoch, like `System.currentTimeMillis()`.
-pub fn now_millis() -> i64 {
-    SystemTime::now()
-        .duration_since(UNIX_EPOCH)
-        .map_or(0, |d| d.as_millis() as i64)
-}
 
 /// Fields are declared in fastjson's (alphabetical) output order.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize)]

@@ -4,8 +4,8 @@
 //! does no allocation and no formatting, only bounds-checked big-endian copies into the
 //! caller's buffer. Call [`MessageToStore::validate`] before (off the writer thread).
 
+use crate::clock::now_millis;
 use std::net::SocketAddr;
-use std::time::{SystemTime, UNIX_EPOCH};
 
 use bytes::Bytes;
 
@@ -41,14 +41,6 @@ pub struct StoreFields {
     pub physical_offset: i64,
     pub store_timestamp: i64,
     pub store_host: SocketAddr,
-}
-
-/// Milliseconds since the Unix epoch (0 if the clock is before 1970).
-fn now_millis() -> i64 {
-    SystemTime::now()
-        .duration_since(UNIX_EPOCH)
-        .map(|d| d.as_millis() as i64)
-        .unwrap_or(0)
 }
 
 impl MessageToStore {

@@ -7,12 +7,12 @@
 //! The GET_ALL_* bodies are what a Java broker serves (the engine's metadata stores render
 //! them); a slave syncs from them (§8), so they are returned whole, without paging headers.
 
+use ringmq_engine::clock::now_millis;
 use std::collections::BTreeMap;
 use std::ffi::CString;
 use std::os::unix::ffi::OsStrExt;
 use std::path::Path;
 use std::sync::atomic::Ordering;
-use std::time::{SystemTime, UNIX_EPOCH};
 
 use ringmq_engine::commitlog::Level;
 use ringmq_engine::delay_levels::SCHEDULE_TOPIC;
@@ -280,13 +280,6 @@ pub fn get_broker_runtime_info(
     let table = runtime_table(b);
     let body = json!({ "table": table }).to_string();
     Ok(RemotingCommand::response_to(req, rs::SUCCESS, None).with_body(body))
-}
-
-fn now_millis() -> i64 {
-    SystemTime::now()
-        .duration_since(UNIX_EPOCH)
-        .map(|d| d.as_millis() as i64)
-        .unwrap_or(0)
 }
 
 /// Java's (pool, queue-size key stem) pairs of the thread-pool gauges.

@@ -214,12 +214,7 @@ mod tests {
             .wait_dispatched(o.end_offset, Duration::from_secs(5)));
     }
 
-    fn now_ms() -> i64 {
-        std::time::SystemTime::now()
-            .duration_since(std::time::UNIX_EPOCH)
-            .unwrap()
-            .as_millis() as i64
-    }
+    use ringmq_engine::clock::now_millis as now_ms;
 
     fn offset_of(resp: &RemotingCommand) -> i64 {
         assert_eq!(resp.code, rs::SUCCESS, "{:?}", resp.remark);

@@ -26,10 +26,11 @@
 //!
 //! Only a master runs this service: a slave's delay offsets come from its master.
 
+use ringmq_engine::clock::now_millis;
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::{mpsc, Arc, Weak};
 use std::thread::JoinHandle;
-use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
+use std::time::{Duration, Instant};
 
 use bytes::Bytes;
 use ringmq_engine::commitlog::{AppendOutcome, AppendRequest, PutStatus};
@@ -287,7 +288,7 @@ fn deliver_level(
     }
 
     let delay = levels.delay_ms(level);
-    let now = now_ms();
+    let now = now_millis();
     let ring_quarter = b.store.commitlog().config().ring_capacity / 4;
     let byte_cap = BATCH_BYTES.min(ring_quarter).max(1);
     // (queue offset, message) of the due entries that can be delivered, in offset order.
@@ -448,13 +449,6 @@ fn log_failure(last: &mut Option<Instant>, level: i32, queue_offset: i64, why: &
     }
 }
 
-fn now_ms() -> i64 {
-    SystemTime::now()
-        .duration_since(UNIX_EPOCH)
-        .map(|d| d.as_millis() as i64)
-        .unwrap_or(0)
-}
-
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -566,7 +560,7 @@ mod tests {
             assert!(Instant::now() < deadline, "not delivered");
             std::thread::sleep(Duration::from_millis(20));
         }
-        assert!(now_ms() >= stored_at + 1_000);
+        assert!(now_millis() >= stored_at + 1_000);
         assert_eq!(b.delay_offsets.get(1), Some(2));
         let got = b
             .store

@@ -9,7 +9,8 @@
 //! whose bodies are zero-copy slices of the response. Bodies of messages
 //! with the COMPRESSED sysFlag are returned as stored (still compressed).
 
-use std::time::{Duration, SystemTime, UNIX_EPOCH};
+use ringmq_engine::clock::now_millis;
+use std::time::Duration;
 
 use bytes::Bytes;
 use ringmq_engine::record::{decode_properties, keys, parse, Parsed};
@@ -396,13 +397,6 @@ impl PullConsumer {
 fn offset_field(resp: RemotingCommand) -> Result<i64> {
     resp.ext_i64("offset")
         .map_err(|e| ClientError::Protocol(format!("offset response: {e}")))
-}
-
-fn now_millis() -> i64 {
-    SystemTime::now()
-        .duration_since(UNIX_EPOCH)
-        .map(|d| d.as_millis() as i64)
-        .unwrap_or(0)
 }
 
 /// Split a pull body (concatenated stored records) into messages.

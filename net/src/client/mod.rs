@@ -27,6 +27,7 @@
 //!
 //! Wire facts: `/work/shared/spec/rocketmq-wire.md` §1–§6.
 
+pub mod admin;
 pub mod allocate;
 pub mod connection;
 pub mod consumer;
@@ -39,6 +40,7 @@ mod test_server;
 #[cfg(test)]
 mod tests;
 
+pub use admin::create_topic;
 pub use connection::{
     expect_success, ClientError, ConnectOptions, Connection, RequestHandler, Result,
 };

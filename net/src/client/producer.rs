@@ -19,6 +19,7 @@
 //!   semaphore (Mutex + Condvar); the caller blocks when the bound is hit.
 //!   Callbacks run on the connection's reader thread and must not block.
 
+use ringmq_engine::clock::now_millis;
 use std::collections::HashMap;
 use std::sync::atomic::{AtomicU64, AtomicUsize, Ordering};
 use std::sync::{Arc, Condvar, Mutex, OnceLock, RwLock};
@@ -523,13 +524,6 @@ impl Producer {
         Self::tail(&mut cmd, false, mq, true);
         Ok((cmd, ids))
     }
-}
-
-fn now_millis() -> i64 {
-    SystemTime::now()
-        .duration_since(UNIX_EPOCH)
-        .map(|d| d.as_millis() as i64)
-        .unwrap_or(0)
 }
 
 /// A new 32-hex-digit unique id: a per-process prefix (pid and start time)

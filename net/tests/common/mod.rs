@@ -48,3 +48,45 @@ impl Drop for TestBroker {
         self.stop();
     }
 }
+
+/// Creates `topic` with `queues` queues on the broker at `addr`.
+pub fn create_topic(addr: &str, topic: &str, queues: i32) {
+    let conn = ringmq_net::client::Connection::connect(addr).expect("connect");
+    ringmq_net::client::create_topic(
+        &conn,
+        topic,
+        queues,
+        ringmq_net::codes::SerializeType::Json,
+        std::time::Duration::from_secs(3),
+    )
+    .expect("topic created");
+}
+
+/// Long-polls `mq` from `from` until `want` returns true for what has arrived (or panics
+/// after `within`).
+pub fn pull_until(
+    c: &ringmq_net::client::PullConsumer,
+    mq: &ringmq_net::client::MessageQueue,
+    from: i64,
+    within: std::time::Duration,
+    want: impl Fn(&[ringmq_net::client::ReceivedMessage]) -> bool,
+) -> Vec<ringmq_net::client::ReceivedMessage> {
+    let deadline = std::time::Instant::now() + within;
+    let mut got = Vec::new();
+    let mut offset = from;
+    while !want(&got) {
+        assert!(
+            std::time::Instant::now() < deadline,
+            "only {} messages arrived in {mq:?}",
+            got.len()
+        );
+        let r = c
+            .pull(mq, offset, 32, Some(std::time::Duration::from_millis(500)))
+            .unwrap();
+        if r.status == ringmq_net::client::PullStatus::Found {
+            got.extend(r.messages);
+        }
+        offset = r.next_begin_offset;
+    }
+    got
+}

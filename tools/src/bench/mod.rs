@@ -35,9 +35,9 @@ use std::time::{Duration, Instant};
 use bytes::Bytes;
 use clap::{Args, ValueEnum};
 use ringmq_net::client::{
-    expect_success, fetch_route, ClientError, ConnectOptions, Connection, Producer, ProducerOptions,
+    create_topic, fetch_route, ClientError, ConnectOptions, Connection, Producer, ProducerOptions,
 };
-use ringmq_net::{request_code, response_code, RemotingCommand, SerializeType};
+use ringmq_net::{response_code, SerializeType};
 
 use consume::{ConsumeConfig, Consumers};
 use outcome::{Outcome, RunFacts};
@@ -185,17 +185,7 @@ pub fn ensure_topic(
     match fetch_route(conn, topic) {
         Ok(route) => format!("existing, {} write queues", route.write_queues().len()),
         Err(ClientError::Broker { code, .. }) if code == response_code::TOPIC_NOT_EXIST => {
-            let cmd = RemotingCommand::request(request_code::UPDATE_AND_CREATE_TOPIC)
-                .with_serialize_type(st)
-                .with_ext("topic", topic)
-                .with_ext("defaultTopic", "TBW102")
-                .with_ext("readQueueNums", queues)
-                .with_ext("writeQueueNums", queues)
-                .with_ext("perm", 6)
-                .with_ext("topicFilterType", "SINGLE_TAG")
-                .with_ext("topicSysFlag", 0)
-                .with_ext("order", false);
-            match conn.request(cmd, timeout).and_then(expect_success) {
+            match create_topic(conn, topic, queues, st, timeout) {
                 Ok(_) => format!("created with {queues} queues"),
                 Err(e) => format!("not created ({}), auto-created on send", error_name(&e)),
             }

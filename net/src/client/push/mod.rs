@@ -33,11 +33,11 @@ pub mod rebalance;
 pub mod service;
 pub mod subscription;
 
+use ringmq_engine::clock::now_millis;
 use std::collections::HashMap;
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::{mpsc, Arc, Mutex, MutexGuard, PoisonError};
 use std::thread::JoinHandle;
-use std::time::{SystemTime, UNIX_EPOCH};
 
 pub use listener::{ConsumeStatus, Listener, OrderlyStatus};
 pub use options::{ConsumeFromWhere, MessageModel, PushConsumerOptions};
@@ -240,11 +240,4 @@ impl Drop for PushConsumer {
     fn drop(&mut self) {
         self.shutdown();
     }
-}
-
-pub(crate) fn now_millis() -> i64 {
-    SystemTime::now()
-        .duration_since(UNIX_EPOCH)
-        .map(|d| d.as_millis() as i64)
-        .unwrap_or(0)
 }
