@@ -287,6 +287,16 @@ impl RebalanceLocks {
         self.holder_at(group, topic, broker_name, queue_id, Instant::now())
     }
 
+    /// True unless some queue of `group` is locked and unexpired: a group holding order
+    /// locks consumes orderly, and RocketMQ sends its retry-topic messages straight to the
+    /// DLQ (`isLockAllExpired`).
+    pub fn is_lock_all_expired(&self, group: &str) -> bool {
+        let (now, max_live) = (Instant::now(), self.max_live());
+        self.lock()
+            .get(group)
+            .is_none_or(|queues| queues.values().all(|e| e.expired(now, max_live)))
+    }
+
     fn holder_at(
         &self,
         group: &str,
@@ -391,6 +401,17 @@ mod tests {
 
     fn ids(mqs: &[MessageQueue]) -> Vec<i32> {
         mqs.iter().map(|m| m.queue_id).collect()
+    }
+
+    #[test]
+    fn a_group_with_a_live_lock_is_orderly() {
+        let locks = RebalanceLocks::with_max_live(Duration::from_millis(50));
+        assert!(locks.is_lock_all_expired("G"));
+        locks.try_lock_batch("G", "A", &qs([0]));
+        assert!(!locks.is_lock_all_expired("G"));
+        assert!(locks.is_lock_all_expired("other"));
+        std::thread::sleep(Duration::from_millis(60));
+        assert!(locks.is_lock_all_expired("G"));
     }
 
     #[test]

@@ -356,7 +356,9 @@ fn retry_or_dlq(
         ));
     };
     let limit = max_times.unwrap_or(config.retry_max_times);
-    if m.reconsume_times <= limit {
+    // A group holding order locks consumes orderly: RocketMQ sends its retries to the DLQ.
+    let orderly = !b.locks.is_lock_all_expired(group);
+    if m.reconsume_times <= limit && !orderly {
         return None;
     }
     let dlq = match send_back::ensure_dlq_topic(b, group) {
@@ -368,7 +370,8 @@ fn retry_or_dlq(
         dlq = %dlq,
         reconsume_times = m.reconsume_times,
         limit,
-        "retry message past its limit sent to the DLQ"
+        orderly,
+        "retry message past its limit (or of an orderly group) sent to the DLQ"
     );
     m.topic = dlq;
     m.queue_id = 0;
