@@ -5,10 +5,16 @@
 //! tasks, since they may be parked) and loops. A writer task owns the socket's send side:
 //! it drains the connection's outbox and writes everything queued with one write. A
 //! malformed frame closes only this connection, with a log line.
+//!
+//! Every connection is listed in its loop's [`Connections`] until both of its tasks have
+//! ended, so the loop can end them before it stops (see [`Connections::close_all`]).
 
+use std::cell::RefCell;
+use std::collections::HashMap;
 use std::net::SocketAddr;
 use std::rc::Rc;
 use std::sync::Arc;
+use std::time::{Duration, Instant};
 
 use bytes::BytesMut;
 use tokio::sync::mpsc::{unbounded_channel, UnboundedReceiver};
@@ -24,17 +30,120 @@ use crate::frame::{encode_frame, FrameDecoder};
 
 const READ_CHUNK: usize = 64 * 1024;
 
-pub async fn serve(b: Arc<Broker>, stream: TcpStream, peer: SocketAddr, id: u64) {
+/// The connections one network loop serves.
+///
+/// Why it exists: tokio-uring 0.5 does not keep the buffer of an operation still in flight
+/// when its runtime is dropped. Dropping the runtime drops every task (an in-flight read's
+/// future hands its buffer to the driver), then the driver's `Drop` frees those buffers
+/// *before* it submits the cancellations and waits for them. A peer that keeps sending
+/// meanwhile gets its bytes copied by the kernel into freed heap memory (glibc then aborts
+/// with "corrupted double-linked list"). So a loop must not end while one of its reads or
+/// writes is in flight: [`Connections::close_all`] shuts every socket down, which completes
+/// the reads and writes pending on it, and waits until every connection's tasks have ended.
+#[derive(Default)]
+pub struct Connections {
+    live: RefCell<HashMap<u64, Live>>,
+    /// Notified when the last connection leaves `live`.
+    none_left: Notify,
+}
+
+struct Live {
+    stream: Rc<TcpStream>,
+    /// Tells the connection's writer to stop.
+    closed: Rc<Notify>,
+}
+
+/// Held by a connection's reader and writer tasks: the connection leaves the table when
+/// both are gone, that is when none of its socket operations can still be in flight.
+struct Registration {
+    conns: Rc<Connections>,
+    id: u64,
+}
+
+impl Drop for Registration {
+    fn drop(&mut self) {
+        let mut live = self.conns.live.borrow_mut();
+        live.remove(&self.id);
+        if live.is_empty() {
+            self.conns.none_left.notify_waiters();
+        }
+    }
+}
+
+impl Connections {
+    /// Lists the accepted `stream` and starts serving it on this loop.
+    pub fn serve(self: &Rc<Self>, b: Arc<Broker>, stream: TcpStream, peer: SocketAddr, id: u64) {
+        let stream = Rc::new(stream);
+        let closed = Rc::new(Notify::new());
+        self.live.borrow_mut().insert(
+            id,
+            Live {
+                stream: stream.clone(),
+                closed: closed.clone(),
+            },
+        );
+        let reg = Rc::new(Registration {
+            conns: self.clone(),
+            id,
+        });
+        tokio_uring::spawn(serve(b, stream, peer, id, closed, reg));
+    }
+
+    /// Shuts every connection down and waits until all their tasks have ended. Call it
+    /// after accepting stopped and before the loop's runtime is dropped.
+    ///
+    /// The shutdown completes a read or write pending on the socket at once (end of file,
+    /// EPIPE), and the writer is told to stop, so each connection ends promptly. Nothing
+    /// here gives up after a timeout: returning with a read in flight is the
+    /// use-after-free described on [`Connections`].
+    pub async fn close_all(&self) {
+        for l in self.live.borrow().values() {
+            let _ = l.stream.shutdown(std::net::Shutdown::Both);
+            l.closed.notify_one();
+        }
+        let started = Instant::now();
+        let mut warned = false;
+        loop {
+            // Created before the check, so a notification in between is not missed.
+            let none_left = self.none_left.notified();
+            let left = self.live.borrow().len();
+            if left == 0 {
+                return;
+            }
+            if !warned && started.elapsed() > Duration::from_secs(5) {
+                tracing::warn!(left, "connections still closing");
+                warned = true;
+            }
+            tokio::select! {
+                _ = none_left => {}
+                _ = tokio::time::sleep(Duration::from_millis(500)) => {}
+            }
+        }
+    }
+}
+
+async fn serve(
+    b: Arc<Broker>,
+    stream: Rc<TcpStream>,
+    peer: SocketAddr,
+    id: u64,
+    closed: Rc<Notify>,
+    reg: Rc<Registration>,
+) {
     let _ = stream.set_nodelay(true);
-    let stream = Rc::new(stream);
     let (tx, rx) = unbounded_channel();
     let conn = Arc::new(ConnInfo {
         id,
         peer,
         outbox: tx,
     });
-    let closed = Rc::new(Notify::new());
-    let writer = tokio_uring::spawn(write_loop(b.clone(), stream.clone(), rx, closed.clone()));
+    let writer = tokio_uring::spawn(write_loop(
+        b.clone(),
+        stream.clone(),
+        rx,
+        closed.clone(),
+        reg.clone(),
+    ));
     let mut decoder = FrameDecoder::new(b.cfg.max_frame_size);
     let mut buf = BytesMut::with_capacity(READ_CHUNK);
     'read: loop {
@@ -87,6 +196,7 @@ pub async fn serve(b: Arc<Broker>, stream: TcpStream, peer: SocketAddr, id: u64)
     closed.notify_one();
     let _ = writer.await;
     let _ = stream.shutdown(std::net::Shutdown::Both);
+    drop(reg);
 }
 
 fn submit(b: &Arc<Broker>, conn: &Arc<ConnInfo>, sends: Vec<RemotingCommand>) {
@@ -100,6 +210,7 @@ async fn write_loop(
     stream: Rc<TcpStream>,
     mut rx: UnboundedReceiver<Outgoing>,
     closed: Rc<Notify>,
+    _reg: Rc<Registration>,
 ) {
     let mut out = BytesMut::with_capacity(READ_CHUNK);
     loop {

@@ -12,6 +12,8 @@ mod listener;
 
 use std::io;
 use std::net::SocketAddr;
+use std::os::fd::AsRawFd;
+use std::rc::Rc;
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::Arc;
 use std::thread::JoinHandle;
@@ -76,6 +78,47 @@ impl Listeners {
     }
 }
 
+/// Accepts connections until `stop` changes (or its sender is gone), then stops accepting
+/// without leaving the accept operation in flight: the listening socket is shut down,
+/// which completes the pending accept (EINVAL), and that completion is awaited. Dropping
+/// the accept future instead would leave the kernel free to write a peer address into
+/// memory tokio-uring frees when the runtime is dropped (see `conn::Connections`).
+async fn accept_until_stopped(
+    listener: &tokio_uring::net::TcpListener,
+    b: &Arc<Broker>,
+    conns: &Rc<conn::Connections>,
+    stop: &mut watch::Receiver<bool>,
+) {
+    loop {
+        let accept = listener.accept();
+        tokio::pin!(accept);
+        let accepted = tokio::select! {
+            accepted = &mut accept => accepted,
+            _ = stop.changed() => {
+                // SAFETY: shutdown(2) on the listening socket `listener` owns, which stays
+                // open for the whole call; no memory is passed.
+                if unsafe { libc::shutdown(listener.as_raw_fd(), libc::SHUT_RDWR) } != 0 {
+                    let error = io::Error::last_os_error();
+                    tracing::warn!(%error, "cannot shut the listener down");
+                }
+                // A connection that raced in is closed when its stream drops here.
+                let _ = accept.await;
+                return;
+            }
+        };
+        match accepted {
+            Ok((stream, peer)) => {
+                let id = NEXT_CONN_ID.fetch_add(1, Ordering::Relaxed);
+                conns.serve(b.clone(), stream, peer, id);
+            }
+            Err(e) => {
+                tracing::warn!(error = %e, "accept failed");
+                tokio::time::sleep(Duration::from_millis(10)).await;
+            }
+        }
+    }
+}
+
 impl Server {
     /// Binds the port, opens the broker (recovering its store), and starts serving.
     pub fn open(mut cfg: crate::broker::BrokerConfig) -> Result<Server, ServeError> {
@@ -103,34 +146,26 @@ impl Server {
             let pin = cfg.pin_threads;
             let b = broker.clone();
             let mut stop_rx = stop_rx.clone();
-            let thread = std::thread::Builder::new().name(format!("ringmq-net-{i}")).spawn(move || {
-                if pin && !core_affinity::set_for_current(core_affinity::CoreId { id: core }) {
-                    tracing::warn!(core, "could not pin network loop");
-                }
-                tokio_uring::start(async move {
-                    let listener = tokio_uring::net::TcpListener::from_std(std_listener);
-                    loop {
-                        tokio::select! {
-                            accepted = listener.accept() => match accepted {
-                                Ok((stream, peer)) => {
-                                    let id = NEXT_CONN_ID.fetch_add(1, Ordering::Relaxed);
-                                    tokio_uring::spawn(conn::serve(b.clone(), stream, peer, id));
-                                }
-                                Err(e) => {
-                                    tracing::warn!(error = %e, "accept failed");
-                                    tokio::time::sleep(Duration::from_millis(10)).await;
-                                }
-                            },
-                            _ = stop_rx.changed() => break,
+            let thread = std::thread::Builder::new()
+                .name(format!("ringmq-net-{i}"))
+                .spawn(move || {
+                    if pin && !core_affinity::set_for_current(core_affinity::CoreId { id: core }) {
+                        tracing::warn!(core, "could not pin network loop");
+                    }
+                    tokio_uring::start(async move {
+                        let listener = tokio_uring::net::TcpListener::from_std(std_listener);
+                        let conns = Rc::new(conn::Connections::default());
+                        accept_until_stopped(&listener, &b, &conns, &mut stop_rx).await;
+                        // Give in-flight requests a moment to be answered before the loop ends.
+                        let deadline = Instant::now() + Duration::from_secs(2);
+                        while crate::broker::send::pending() > 0 && Instant::now() < deadline {
+                            tokio::time::sleep(Duration::from_millis(5)).await;
                         }
-                    }
-                    // Give in-flight requests a moment to be answered before the loop ends.
-                    let deadline = Instant::now() + Duration::from_secs(2);
-                    while crate::broker::send::pending() > 0 && Instant::now() < deadline {
-                        tokio::time::sleep(Duration::from_millis(5)).await;
-                    }
-                });
-            })?;
+                        // No socket operation may be in flight when the runtime is dropped
+                        // (see `conn::Connections`).
+                        conns.close_all().await;
+                    });
+                })?;
             threads.push(thread);
         }
         tracing::info!(addr = %local_addr, cores = ?broker.cfg.net_cores, "serving RocketMQ remoting");
