@@ -6,6 +6,7 @@
 //! | `config` | settings (RocketMQ key names) |
 //! | `segment` | segment files, the readers' segment table, the preallocator thread |
 //! | `tail` | the in-memory window of recent bytes readers may copy from |
+//! | `pin` | pins on ring bytes handed to the kernel (HA send_zc), and the pin pressure that bounds them |
 //! | `progress` | published offsets `append_end >= write_end >= durable_end` and waits on them |
 //! | `request` | append requests and outcomes |
 //! | `writer` | the writer thread: encode, group-commit writes, flush, acknowledgements |
@@ -21,6 +22,7 @@
 //! `syncFlushTimeout`, with FLUSH_DISK_TIMEOUT. Nothing is answered Ok that was not stored.
 
 pub mod config;
+pub mod pin;
 pub mod progress;
 pub mod recovery;
 pub mod request;
@@ -36,6 +38,7 @@ use std::sync::{Arc, Mutex, RwLock};
 use std::thread::JoinHandle;
 
 pub use config::{CommitLogConfig, FlushMode, SyncMethod};
+pub use pin::{TailBuffer, TailPin, PIN_PRESSURE_AFTER};
 pub use progress::{Level, Progress};
 pub use request::{AppendOutcome, AppendRequest, Appended, Completion, PutStatus, RawAppend};
 
@@ -272,6 +275,30 @@ impl CommitLog {
     /// page cache (buffered reads, splice) cannot meet an in-flight O_DIRECT write.
     pub fn cold_end(&self) -> i64 {
         self.shared.tail.retain_start() as i64
+    }
+
+    /// Pins the log bytes `[phys, phys + len)` in the tail ring, if they are all there
+    /// and below `append_end` (None otherwise: read them with [`CommitLog::read`] or from
+    /// the segment files). While the pin lives the writer does not rewrite them, so they
+    /// may be handed to the kernel (send_zc); it holds appends back once the log has
+    /// grown a ring capacity past `phys`, and after [`PIN_PRESSURE_AFTER`] of that
+    /// raises [`CommitLog::pin_revoke_below`]. Drop it as soon as the kernel is done.
+    pub fn pin_tail(&self, phys: i64, len: usize) -> Option<TailPin> {
+        let phys = u64::try_from(phys).ok()?;
+        TailPin::new(&self.shared, phys, len)
+    }
+
+    /// The tail ring's whole mapping, kept mapped while the handle lives (to register it
+    /// as an io_uring fixed buffer that [`TailPin`] ranges lie in).
+    pub fn tail_buffer(&self) -> TailBuffer {
+        TailBuffer::new(&self.shared)
+    }
+
+    /// Pin pressure: nonzero once the writer has waited [`PIN_PRESSURE_AFTER`] for pins
+    /// starting below this offset; holders of such pins must release them soon. Back to
+    /// 0 once the writer got past.
+    pub fn pin_revoke_below(&self) -> i64 {
+        self.shared.tail.revoke_below() as i64
     }
 
     /// Bumped before a truncation touches any file: a reader of segment files compares

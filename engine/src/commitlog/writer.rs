@@ -18,6 +18,10 @@
 //! acknowledged, and the broker must restart (after an fsync error the page cache and
 //! device state cannot be trusted).
 //!
+//! Tail pins (`commitlog::pin`: ring bytes the HA master handed to the kernel) hold the
+//! window back: an append that needs their ring slots waits, asleep, until they go, and
+//! after PIN_PRESSURE_AFTER the writer raises pin pressure so their holder lets go.
+//!
 //! A truncation (`Command::Truncate`) stops taking commands until nothing is in flight
 //! and the log is written and durable up to the cut (writes past the cut are not
 //! submitted meanwhile), then cuts in one step on this thread: see `truncate_now`.
@@ -30,6 +34,7 @@ use std::sync::Arc;
 use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
 
 use super::config::{FlushMode, SyncMethod};
+use super::pin::PIN_PRESSURE_AFTER;
 use super::progress::Level;
 use super::request::{AppendOutcome, AppendRequest, Appended, Completion, PutStatus, RawAppend};
 use super::segment::{self, Preallocator, SegmentFile};
@@ -84,6 +89,16 @@ struct Inflight {
     _iovecs: Option<Box<[libc::iovec; 2]>>,
 }
 
+/// Room (or a truncation) waiting for tail pins to go.
+#[derive(Debug, Clone, Copy)]
+struct PinWait {
+    /// When pins first held the writer up (in this stretch).
+    since: Instant,
+    /// `Tail::unpins` read before the pins were found in the way: if it moved since, a
+    /// pin went away and it is worth looking again.
+    unpins: u64,
+}
+
 struct PendingAck {
     end: u64,
     deadline: Instant,
@@ -125,6 +140,8 @@ pub struct Writer {
     /// A truncation waiting for in-flight I/O to finish: (offset, reply). No command is
     /// taken while it waits.
     truncating: Option<(u64, Sender<Result<()>>)>,
+    /// Set while tail pins keep the window from moving as far as needed.
+    pin_wait: Option<PinWait>,
 }
 
 impl Writer {
@@ -178,6 +195,7 @@ impl Writer {
             completions: Vec::with_capacity(64),
             failed: None,
             truncating: None,
+            pin_wait: None,
             shared,
         })
     }
@@ -398,21 +416,56 @@ impl Writer {
     }
 
     /// Ensures ring slots up to `end` can be written: their older lap must be on disk
-    /// and forgotten by readers. False if the disk is too far behind (wait for a write).
+    /// and forgotten by readers. False if the disk is too far behind (wait for a write)
+    /// or a pin holds the window below what is needed (wait for the pin to go).
     fn make_room(&mut self, end: u64) -> bool {
         let cap = self.shared.tail.capacity();
         let need = end.saturating_sub(cap);
         let retain = self.shared.tail.retain_start();
         if need <= retain {
+            self.pins_out_of_the_way();
             return true;
         }
         let limit = align_down(self.write_end);
         if need > limit {
             return false;
         }
-        // Move in big steps so readers rarely meet the write lock.
-        self.shared.tail.advance_retain((need + cap / 4).min(limit));
+        let unpins = self.shared.tail.unpins();
+        // Move in big steps so readers rarely meet the write lock. Pins clamp the move.
+        let moved_to = self.shared.tail.advance_retain((need + cap / 4).min(limit));
+        if moved_to < need {
+            self.held_by_pins(need, unpins);
+            return false;
+        }
+        self.pins_out_of_the_way();
         true
+    }
+
+    /// Pins keep the window below `need`: remember since when, and raise pin pressure
+    /// once that has lasted PIN_PRESSURE_AFTER.
+    fn held_by_pins(&mut self, need: u64, unpins: u64) {
+        let since = self.pin_wait.map_or_else(Instant::now, |w| w.since);
+        self.pin_wait = Some(PinWait { since, unpins });
+        self.shared.tail.set_pin_waiter(true);
+        if since.elapsed() >= PIN_PRESSURE_AFTER {
+            if self.shared.tail.revoke_below() < need {
+                tracing::warn!(
+                    need,
+                    pinned_floor = ?self.shared.tail.pinned_floor(),
+                    waited_ms = since.elapsed().as_millis() as u64,
+                    "tail pins hold the CommitLog writer up; raising pin pressure"
+                );
+            }
+            self.shared.tail.set_revoke_below(Some(need));
+        }
+    }
+
+    /// Nothing is waiting for pins (any more): drop the pressure.
+    fn pins_out_of_the_way(&mut self) {
+        if self.pin_wait.take().is_some() {
+            self.shared.tail.set_pin_waiter(false);
+            self.shared.tail.set_revoke_below(None);
+        }
     }
 
     /// Writes the blank end-of-file marker and moves to the next segment.
@@ -637,6 +690,14 @@ impl Writer {
         if !idle || self.write_end < offset || self.durable_end < offset {
             return false;
         }
+        // The cut lowers append_end and the next appends rewrite the ring bytes past it:
+        // no pin may be held on them (a master never truncates; this is a safety net).
+        let unpins = self.shared.tail.unpins();
+        if self.shared.tail.pinned_floor().is_some() {
+            self.held_by_pins(i64::MAX as u64, unpins);
+            return false;
+        }
+        self.pins_out_of_the_way();
         let (_, reply) = self.truncating.take().expect("a parked truncation");
         let res = self.truncate_now(offset);
         if let Err(e) = &res {
@@ -814,8 +875,24 @@ impl Writer {
             self.wake_armed = true;
         }
         if blocked && !busy {
-            // Waiting for room with nothing in flight cannot happen: room only needs
-            // written pages, and maybe_write just submitted them.
+            if let Some(pins) = self.pin_wait {
+                // Room waits for tail pins (ring bytes an HA sender handed to the
+                // kernel): sleep until one goes (a pin's drop rings the doorbell), a
+                // command comes, or TICK passes (make_room then looks again and raises
+                // pin pressure once it is due). Never spin.
+                self.shared.doorbell.going_to_sleep();
+                if self.shared.tail.unpins() != pins.unpins {
+                    self.shared.doorbell.awake();
+                    return;
+                }
+                if let Err(e) = self.ring.submit_and_wait(1, Some(TICK)) {
+                    self.fail(format!("io_uring_enter failed: {e}"));
+                }
+                self.shared.doorbell.awake();
+                return;
+            }
+            // Waiting for room with nothing in flight and no pin in the way cannot
+            // happen: room only needs written pages, and maybe_write just submitted them.
             self.ring.submit_and_wait(0, None).ok();
             return;
         }
