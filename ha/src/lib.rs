@@ -9,6 +9,7 @@
 //! | `slave_table` | [`SlaveTable`]: connected slaves, acked offsets, ack waiters | master readers write; any thread waits |
 //! | `transfer` | [`TransferPath`]: CommitLog range -> socket; which path a sender uses | master senders |
 //! | `zerocopy` | [`SplicePath`]: segment file -> pipe -> socket through io_uring, for bytes below the tail ring | master senders |
+//! | `send_zc` | [`SendZcPath`] (the default): IORING_OP_SEND_ZC from the pinned tail ring for the hot tail, [`SplicePath`] below it | master senders |
 //! | `master` | [`HaMaster`]: accept, per-slave reader and sender threads | `ringmq-ha-*` threads |
 //! | `sync_master` | [`SyncReplication`]: SYNC_MASTER sends wait for a slave ack | sweeper thread |
 //! | `metasync` | [`MetaSync`]: a slave copies the master's topics, offsets, groups | `ringmq-metasync` |
@@ -24,6 +25,7 @@ pub mod master;
 pub mod metasync;
 pub mod node;
 pub mod protocol;
+pub mod send_zc;
 pub mod slave;
 pub mod slave_table;
 pub mod sync_master;
@@ -36,6 +38,7 @@ pub use master::{decide_start, HaMaster, StartDecision};
 pub use metasync::MetaSync;
 pub use node::Node;
 pub use protocol::{FrameDecoder, ProtocolError, ReportDecoder, TransferFrame};
+pub use send_zc::SendZcPath;
 pub use slave::HaSlave;
 pub use slave_table::{SlaveInfo, SlaveTable};
 pub use sync_master::SyncReplication;

@@ -447,7 +447,12 @@ fn stream_log(
         if log.progress().is_stopped() {
             return Err(io::Error::other("the master's store has stopped"));
         }
-        let wait = (cfg.heartbeat_interval - idle).min(TICK);
+        let mut wait = (cfg.heartbeat_interval - idle).min(TICK);
+        // The path may have work the kernel finishes meanwhile (send_zc notifications
+        // that release tail pins): it says how soon to look again.
+        if let Some(poll) = path.idle(log, stream)? {
+            wait = wait.min(poll);
+        }
         log.progress().wait(Level::Write, next + 1, wait);
     }
 }

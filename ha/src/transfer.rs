@@ -3,29 +3,35 @@
 //!
 //! | path | [`PathKind`] | moves bytes by |
 //! | --- | --- | --- |
+//! | [`SendZcPath`](crate::send_zc::SendZcPath) | `SendZc` | the hot tail: IORING_OP_SEND_ZC from the pinned tail ring (a registered buffer); older bytes as `Splice` |
 //! | [`CopyPath`] | `Copy` | `CommitLog::read` into a user-space buffer, one `write_all` of header and body |
 //! | [`SplicePath`](crate::zerocopy::SplicePath) | `Splice` | IORING_OP_SPLICE: segment file -> pipe -> socket, no user-space copy |
 //! | [`SplicePath`](crate::zerocopy::SplicePath) | `SpliceSyscall` | the same with plain splice(2) (the fallback when io_uring splice is unavailable) |
 //!
 //! The splice paths splice only bytes below [`CommitLog::cold_end`] (out of the tail ring,
-//! whole pages the writer never rewrites); the hot tail still goes out by copy from the
-//! ring until send_zc from the registered ring exists.
+//! whole pages the writer never rewrites) and copy the hot tail from the ring; the
+//! send_zc path sends the hot tail without a copy and splices the rest.
 //!
 //! [`sender_path`] builds the path a new sender uses: [`default_path`], which is
-//! [`PathKind::Splice`] unless [`set_default_path`] or `RINGMQ_HA_TRANSFER`
-//! (`copy`, `splice`, `splice-syscall`) says otherwise. Per-kind counters ([`path_stats`])
-//! record frames and bytes, and, when [`set_cpu_accounting`] is on, the sender threads'
-//! CPU time spent in `send_data` (CLOCK_THREAD_CPUTIME_ID around each call). io_uring
-//! runs splices in its io-wq worker threads (`iou-wrk-<sender tid>`), whose CPU time is
-//! not in that figure: `ha-bench` adds it.
+//! [`PathKind::SendZc`] unless [`set_default_path`] or `RINGMQ_HA_TRANSFER`
+//! (`zc`, `copy`, `splice`, `splice-syscall`) says otherwise; where IORING_OP_SEND_ZC is
+//! unavailable, `SendZc` falls back to `Splice` (probed once per process). Per-kind
+//! counters ([`path_stats`]) record frames and bytes, send_zc notifications, and, when
+//! [`set_cpu_accounting`] is on, the sender threads' CPU time spent in `send_data` and
+//! [`TransferPath::idle`] (CLOCK_THREAD_CPUTIME_ID around each call). io_uring runs
+//! splices in its io-wq worker threads (`iou-wrk-<sender tid>`), whose CPU time is not in
+//! that figure: `ha-bench` adds it (send_zc runs on the sender thread itself, inline or
+//! in its task work).
 
 use std::io::{self, Write};
 use std::net::TcpStream;
 use std::sync::atomic::{AtomicBool, AtomicU64, AtomicU8, Ordering};
+use std::time::Duration;
 
 use ringmq_engine::commitlog::CommitLog;
 
 use crate::protocol::{encode_transfer_header, TRANSFER_HEADER_SIZE};
+pub use crate::send_zc::SendZcPath;
 pub use crate::zerocopy::SplicePath;
 
 /// Sends transfer frames (spec 7.3) for CommitLog ranges. The caller guarantees that
@@ -46,7 +52,14 @@ pub trait TransferPath: Send {
         sock.write_all(&encode_transfer_header(phys, 0))
     }
 
-    /// A short name for logs ("copy", "splice", "splice-syscall").
+    /// Called by the sender before it sleeps waiting for new log bytes: finishes work
+    /// the kernel still has (send_zc notifications, which release tail pins). Returns
+    /// how soon to call again at the latest (None: no need).
+    fn idle(&mut self, _log: &CommitLog, _sock: &mut TcpStream) -> io::Result<Option<Duration>> {
+        Ok(None)
+    }
+
+    /// A short name for logs ("zc", "copy", "splice", "splice-syscall").
     fn name(&self) -> &'static str;
 }
 
@@ -65,6 +78,10 @@ impl<T: TransferPath + ?Sized> TransferPath for Box<T> {
         (**self).send_heartbeat(sock, phys)
     }
 
+    fn idle(&mut self, log: &CommitLog, sock: &mut TcpStream) -> io::Result<Option<Duration>> {
+        (**self).idle(log, sock)
+    }
+
     fn name(&self) -> &'static str {
         (**self).name()
     }
@@ -79,22 +96,35 @@ pub enum PathKind {
     Splice,
     /// [`SplicePath`] through plain splice(2) calls on the sender thread.
     SpliceSyscall,
+    /// [`SendZcPath`]: IORING_OP_SEND_ZC from the tail ring for the hot tail, io_uring
+    /// splice below it.
+    SendZc,
 }
 
 impl PathKind {
-    pub const ALL: [PathKind; 3] = [PathKind::Copy, PathKind::Splice, PathKind::SpliceSyscall];
+    pub const ALL: [PathKind; 4] = [
+        PathKind::Copy,
+        PathKind::Splice,
+        PathKind::SpliceSyscall,
+        PathKind::SendZc,
+    ];
 
     pub fn name(self) -> &'static str {
         match self {
             PathKind::Copy => "copy",
             PathKind::Splice => "splice",
             PathKind::SpliceSyscall => "splice-syscall",
+            PathKind::SendZc => "zc",
         }
     }
 
-    /// Parses a name printed by [`PathKind::name`].
+    /// Parses a name printed by [`PathKind::name`] (and `send-zc`, `send_zc` for `zc`).
     pub fn parse(s: &str) -> Option<PathKind> {
-        PathKind::ALL.into_iter().find(|k| k.name() == s.trim())
+        let s = s.trim();
+        if s == "send-zc" || s == "send_zc" {
+            return Some(PathKind::SendZc);
+        }
+        PathKind::ALL.into_iter().find(|k| k.name() == s)
     }
 
     fn index(self) -> usize {
@@ -112,18 +142,18 @@ pub fn set_default_path(kind: PathKind) {
 }
 
 /// The path new senders use: the last [`set_default_path`], else `RINGMQ_HA_TRANSFER`,
-/// else [`PathKind::Splice`].
+/// else [`PathKind::SendZc`].
 pub fn default_path() -> PathKind {
     let k = DEFAULT_KIND.load(Ordering::Acquire);
-    if let Some(kind) = PathKind::ALL.get(k as usize) {
+    if let Some(kind) = PathKind::ALL.iter().find(|p| **p as u8 == k) {
         return *kind;
     }
     let kind = match std::env::var("RINGMQ_HA_TRANSFER") {
         Ok(v) => PathKind::parse(&v).unwrap_or_else(|| {
-            tracing::warn!(value = %v, "RINGMQ_HA_TRANSFER: expected copy, splice or splice-syscall; using splice");
-            PathKind::Splice
+            tracing::warn!(value = %v, "RINGMQ_HA_TRANSFER: expected zc, copy, splice or splice-syscall; using zc");
+            PathKind::SendZc
         }),
-        Err(_) => PathKind::Splice,
+        Err(_) => PathKind::SendZc,
     };
     let _ =
         DEFAULT_KIND.compare_exchange(KIND_UNSET, kind as u8, Ordering::AcqRel, Ordering::Acquire);
@@ -131,12 +161,24 @@ pub fn default_path() -> PathKind {
 }
 
 /// The transfer path for a new sender thread (call it on that thread: the io_uring
-/// path's ring belongs to its creator). A splice path that cannot be set up (no pipe)
-/// logs why and falls back to copying.
+/// paths' rings belong to their creator). A send_zc path that cannot be set up (no
+/// IORING_OP_SEND_ZC: logged once per process) falls back to the io_uring splice path; a
+/// splice path that cannot be set up (no pipe) logs why and falls back to copying.
 pub fn sender_path(batch_size: usize) -> Box<dyn TransferPath> {
     let kind = default_path();
     if kind == PathKind::Copy {
         return Box::new(CopyPath::new(batch_size));
+    }
+    if kind == PathKind::SendZc {
+        match SendZcPath::new(batch_size) {
+            Ok(p) => return Box::new(p),
+            Err(e) => {
+                static LOGGED: AtomicBool = AtomicBool::new(false);
+                if !LOGGED.swap(true, Ordering::Relaxed) {
+                    tracing::warn!(error = %e, "cannot set up the send_zc transfer path; HA senders splice and copy instead");
+                }
+            }
+        }
     }
     match SplicePath::new(batch_size, kind == PathKind::SpliceSyscall) {
         Ok(p) => Box::new(p),
@@ -163,9 +205,17 @@ pub struct PathStats {
     /// Of `bytes`, those spliced from segment files.
     pub spliced_bytes: u64,
     /// Of `bytes`, those copied through user space (everything for `Copy`; the hot tail
-    /// for the splice kinds).
+    /// for the splice kinds; for `SendZc`, frames that straddle the tail ring's start).
     pub copied_bytes: u64,
-    /// Sender-thread CPU time inside `send_data`, when accounting is on (ns).
+    /// Of `bytes`, those sent with IORING_OP_SEND_ZC from the tail ring (`SendZc`).
+    pub zc_bytes: u64,
+    /// send_zc notifications received: the kernel let go of the bytes of one send.
+    pub zc_notifs: u64,
+    /// Of `zc_notifs`, those where the kernel reported that it copied the bytes after
+    /// all (IORING_SEND_ZC_REPORT_USAGE; always, over loopback: the receiving socket
+    /// cannot keep the sender's pages).
+    pub zc_copied_notifs: u64,
+    /// Sender-thread CPU time inside `send_data` (and `idle`), when accounting is on (ns).
     pub sender_cpu_ns: u64,
 }
 
@@ -175,18 +225,24 @@ struct Counters {
     bytes: AtomicU64,
     spliced: AtomicU64,
     copied: AtomicU64,
+    zc: AtomicU64,
+    zc_notifs: AtomicU64,
+    zc_copied_notifs: AtomicU64,
     cpu_ns: AtomicU64,
 }
 
-static COUNTERS: [Counters; 3] = [const {
+static COUNTERS: [Counters; 4] = [const {
     Counters {
         frames: AtomicU64::new(0),
         bytes: AtomicU64::new(0),
         spliced: AtomicU64::new(0),
         copied: AtomicU64::new(0),
+        zc: AtomicU64::new(0),
+        zc_notifs: AtomicU64::new(0),
+        zc_copied_notifs: AtomicU64::new(0),
         cpu_ns: AtomicU64::new(0),
     }
-}; 3];
+}; 4];
 
 /// A snapshot of the counters of `kind`.
 pub fn path_stats(kind: PathKind) -> PathStats {
@@ -196,8 +252,26 @@ pub fn path_stats(kind: PathKind) -> PathStats {
         bytes: c.bytes.load(Ordering::Relaxed),
         spliced_bytes: c.spliced.load(Ordering::Relaxed),
         copied_bytes: c.copied.load(Ordering::Relaxed),
+        zc_bytes: c.zc.load(Ordering::Relaxed),
+        zc_notifs: c.zc_notifs.load(Ordering::Relaxed),
+        zc_copied_notifs: c.zc_copied_notifs.load(Ordering::Relaxed),
         sender_cpu_ns: c.cpu_ns.load(Ordering::Relaxed),
     }
+}
+
+/// Books send_zc notifications of `kind`: `total`, of which `copied` reported a copy.
+pub(crate) fn count_zc_notifs(kind: PathKind, total: u64, copied: u64) {
+    let c = &COUNTERS[kind.index()];
+    c.zc_notifs.fetch_add(total, Ordering::Relaxed);
+    c.zc_copied_notifs.fetch_add(copied, Ordering::Relaxed);
+}
+
+/// Body bytes of one frame by how they left.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub(crate) struct Moved {
+    pub spliced: usize,
+    pub copied: usize,
+    pub zero_copy: usize,
 }
 
 /// The calling thread's CPU time (user + system) in ns.
@@ -229,13 +303,25 @@ impl Accounting {
     /// Books one frame of `spliced + copied` bytes (call after a successful send) and the
     /// CPU time since [`Accounting::start`] (always, errors cost CPU too).
     pub(crate) fn finish(self, sent: Option<(usize, usize)>) {
+        self.finish_moved(sent.map(|(spliced, copied)| Moved {
+            spliced,
+            copied,
+            zero_copy: 0,
+        }))
+    }
+
+    /// [`Accounting::finish`] with send_zc bytes too; `None` books only the CPU time.
+    pub(crate) fn finish_moved(self, sent: Option<Moved>) {
         let c = &COUNTERS[self.kind.index()];
-        if let Some((spliced, copied)) = sent {
+        if let Some(m) = sent {
             c.frames.fetch_add(1, Ordering::Relaxed);
-            c.bytes
-                .fetch_add((spliced + copied) as u64, Ordering::Relaxed);
-            c.spliced.fetch_add(spliced as u64, Ordering::Relaxed);
-            c.copied.fetch_add(copied as u64, Ordering::Relaxed);
+            c.bytes.fetch_add(
+                (m.spliced + m.copied + m.zero_copy) as u64,
+                Ordering::Relaxed,
+            );
+            c.spliced.fetch_add(m.spliced as u64, Ordering::Relaxed);
+            c.copied.fetch_add(m.copied as u64, Ordering::Relaxed);
+            c.zc.fetch_add(m.zero_copy as u64, Ordering::Relaxed);
         }
         if let Some(t0) = self.cpu_start {
             c.cpu_ns

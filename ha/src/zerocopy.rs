@@ -29,7 +29,9 @@
 //! Only bytes below [`CommitLog::cold_end`] are spliced: they are out of the tail ring,
 //! in whole pages the writer never writes again, so the page cache cannot meet an
 //! O_DIRECT write in flight. Frames reaching above it (the hot tail) go out by copy from
-//! the ring ([`CopyPath`]) until send_zc from the registered ring exists.
+//! the ring ([`CopyPath`]) on this path; the send_zc path
+//! ([`SendZcPath`](crate::send_zc::SendZcPath)) sends them without a copy and uses this
+//! path for everything older.
 //!
 //! The pipe is O_NONBLOCK: a full pipe answers EAGAIN instead of blocking a splice into
 //! it (splice_to_socket decides blocking by the socket's own flags, so a blocking socket
@@ -195,8 +197,9 @@ impl SplicePath {
         }
     }
 
-    /// Sends (or queues) one frame; returns (spliced, copied) body bytes.
-    fn send(
+    /// Sends (or queues) one frame; returns (spliced, copied) body bytes. No accounting
+    /// (the caller books the frame under its own kind).
+    pub(crate) fn send(
         &mut self,
         log: &CommitLog,
         sock: &mut TcpStream,
@@ -245,7 +248,7 @@ impl SplicePath {
     }
 
     /// Sends every queued frame. On error the queue is dropped (the stream is broken).
-    fn flush(&mut self, log: &CommitLog, sock: &mut TcpStream) -> io::Result<()> {
+    pub(crate) fn flush(&mut self, log: &CommitLog, sock: &mut TcpStream) -> io::Result<()> {
         if self.queue.is_empty() {
             return Ok(());
         }

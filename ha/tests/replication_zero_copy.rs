@@ -1,8 +1,9 @@
-//! The zero-copy transfer path (`SplicePath`), through io_uring and through splice(2):
-//! frames arrive whole and byte-identical over a socket that takes them in small pieces
-//! (partial splices) or answers EAGAIN (non-blocking), a closed peer ends the stream with
-//! an error instead of a hang, and a slave following a master through it ends with the
-//! same log and ConsumeQueues.
+//! The zero-copy transfer paths (`SplicePath` through io_uring and through splice(2), and
+//! `SendZcPath`: send_zc from the tail ring, splice below it): frames arrive whole and
+//! byte-identical over a socket that takes them in small pieces (partial splices and
+//! sends) or answers EAGAIN (non-blocking), a closed peer ends the stream with an error
+//! instead of a hang (and releases every tail pin), and a slave following a master
+//! through each ends with the same log and ConsumeQueues.
 
 mod common;
 
@@ -14,7 +15,9 @@ use std::time::{Duration, Instant};
 use common::*;
 use ringmq_engine::MessageStore;
 use ringmq_ha::protocol::FrameDecoder;
-use ringmq_ha::transfer::{path_stats, set_default_path, PathKind, SplicePath, TransferPath};
+use ringmq_ha::transfer::{
+    path_stats, set_default_path, PathKind, SendZcPath, SplicePath, TransferPath,
+};
 use ringmq_ha::{HaMaster, HaSlave};
 
 const BATCH: usize = 32 * 1024;
@@ -72,7 +75,12 @@ fn store_with_history(root: &std::path::Path) -> std::sync::Arc<MessageStore> {
 
 /// Sends every frame (of up to `batch` bytes) of `[0, end)` through `path` to a receiver
 /// that reads in small, slow pieces at first; checks every byte against the log.
-fn stream_and_check(store: &MessageStore, mut path: SplicePath, batch: usize, nonblocking: bool) {
+fn stream_and_check(
+    store: &MessageStore,
+    mut path: impl TransferPath,
+    batch: usize,
+    nonblocking: bool,
+) {
     let log = store.commitlog();
     let end = log.max_offset();
     let (mut tx, mut rx) = socket_pair();
@@ -114,6 +122,12 @@ fn stream_and_check(store: &MessageStore, mut path: SplicePath, batch: usize, no
     }
     tx.set_nonblocking(false).unwrap();
     path.send_heartbeat(&mut tx, end).unwrap();
+    // Until the kernel has let go of every send (send_zc notifications), the path keeps
+    // the connection open; idle() reaps them.
+    while let Some(poll) = path.idle(log, &mut tx).unwrap() {
+        std::thread::sleep(poll);
+    }
+    drop(path);
     drop(tx);
     let got = reader.join().unwrap();
     assert_eq!(got.len(), plan.len() + 1, "frames received");
@@ -168,6 +182,47 @@ fn frames_arrive_byte_identical_through_every_splice_driver() {
 }
 
 #[test]
+fn frames_arrive_byte_identical_through_send_zc() {
+    let _serial = serial();
+    let dir = tempdir();
+    let store = store_with_history(&dir.path().join("m"));
+    let log = store.commitlog();
+    for nonblocking in [false, true] {
+        let path = SendZcPath::new(BATCH).expect("send_zc is available here");
+        let before = path_stats(PathKind::SendZc);
+        stream_and_check(&store, path, BATCH, nonblocking);
+        let after = path_stats(PathKind::SendZc);
+        let cold = log.cold_end() as u64;
+        let hot = log.max_offset() as u64 - cold;
+        assert!(
+            after.spliced_bytes - before.spliced_bytes >= cold - SEGMENT,
+            "spliced {} of the {cold} cold bytes",
+            after.spliced_bytes - before.spliced_bytes
+        );
+        assert!(
+            // All but the frame straddling the window's start and the short last one.
+            after.zc_bytes - before.zc_bytes >= hot - 2 * BATCH as u64,
+            "send_zc sent {} of the {hot} hot bytes",
+            after.zc_bytes - before.zc_bytes
+        );
+        assert!(
+            after.zc_notifs > before.zc_notifs,
+            "send_zc notifications came"
+        );
+        eprintln!(
+            "send_zc: {} bytes, {} notifications, {} of them copied by the kernel",
+            after.zc_bytes - before.zc_bytes,
+            after.zc_notifs - before.zc_notifs,
+            after.zc_copied_notifs - before.zc_copied_notifs
+        );
+    }
+    // Every pin went with its notification: the writer may use the whole ring.
+    assert_eq!(log.pin_revoke_below(), 0);
+    produce(&store, 600..1200);
+    store.shutdown().unwrap();
+}
+
+#[test]
 fn a_closed_peer_ends_the_stream_with_an_error() {
     let _serial = serial();
     let dir = tempdir();
@@ -205,13 +260,58 @@ fn a_closed_peer_ends_the_stream_with_an_error() {
         );
         assert!(started.elapsed() < Duration::from_secs(10));
     }
+    // send_zc: hot frames (the tail ring) over and over to a peer that goes away.
+    let hot = frames(cold, log.max_offset(), BATCH);
+    let mut path = SendZcPath::new(BATCH).unwrap();
+    let (mut tx, mut rx) = socket_pair();
+    tx.set_write_timeout(Some(Duration::from_secs(10))).unwrap();
+    let closer = std::thread::spawn(move || {
+        let mut first = [0u8; 1000];
+        rx.read_exact(&mut first).unwrap();
+        drop(rx);
+    });
+    let started = Instant::now();
+    let mut failed = None;
+    'zc: for _ in 0..1000 {
+        for &(phys, len) in &hot {
+            if let Err(e) = path.send_data(log, &mut tx, phys, len) {
+                failed = Some(e);
+                break 'zc;
+            }
+        }
+    }
+    closer.join().unwrap();
+    eprintln!(
+        "send_zc from a registered tail ring: {}, usage reported: {}",
+        path.uses_registered_buffer(),
+        path.reports_usage()
+    );
+    let e = failed.expect("send_zc to a closed peer fails");
+    assert!(
+        matches!(
+            e.kind(),
+            std::io::ErrorKind::BrokenPipe | std::io::ErrorKind::ConnectionReset
+        ),
+        "send_zc: {e}"
+    );
+    // Fails at once: no waiting out the abort grace (2 s) for completions that the
+    // kernel never posts (cancellations behind a failed header are silent).
+    assert!(
+        started.elapsed() < Duration::from_millis(1500),
+        "took {:?}",
+        started.elapsed()
+    );
+    assert_eq!(path.pinned_bytes(), 0, "pins released after the error");
+    // The path stays failed.
+    assert!(path.send_data(log, &mut tx, hot[0].0, hot[0].1).is_err());
+    drop(path);
     store.shutdown().unwrap();
 }
 
 #[test]
 fn a_slave_following_through_splice_ends_byte_identical() {
     let _serial = serial();
-    for kind in [PathKind::Splice, PathKind::SpliceSyscall] {
+    for kind in [PathKind::SendZc, PathKind::Splice, PathKind::SpliceSyscall] {
         set_default_path(kind);
         let dir = tempdir();
         let master = store_with_history(&dir.path().join("master"));
@@ -236,6 +336,16 @@ fn a_slave_following_through_splice_ends_byte_identical() {
             "{kind:?}: the history went through splice ({} bytes)",
             after.spliced_bytes - before.spliced_bytes
         );
+        if kind == PathKind::SendZc {
+            // The live load (and the ring's part of the history) went by send_zc.
+            assert!(
+                after.zc_bytes - before.zc_bytes >= SEGMENT,
+                "the hot tail went through send_zc ({} bytes)",
+                after.zc_bytes - before.zc_bytes
+            );
+            assert!(after.frames - before.frames > 0);
+            assert!(after.zc_notifs > before.zc_notifs);
+        }
         slave.stop();
         ha.shutdown();
         slave_store.shutdown().unwrap();

@@ -11,17 +11,24 @@
 //!    what it receives, so catch-up is rated against the lower of the two.
 //! 3. Catch-up: `--catchup-mib` of log written into a master store (page cache warmed,
 //!    so every path reads cached pages), then a fresh slave catches up from offset 0
-//!    through each transfer path: `copy` (read + write), `splice` (segment file -> pipe ->
-//!    socket through io_uring, the default) and `splice-syscall` (the same with splice(2),
-//!    the fallback), `--reps` times each, alternating. Wall time gives MB/s. CPU time of
-//!    the master's sender threads, and of their io_uring io-wq workers
-//!    (`iou-wrk-<sender tid>`: io_uring always runs splice there), is sampled from
-//!    /proc/self/task/*/schedstat; per replicated GiB it is the path's cost. The path's
-//!    own counter (CLOCK_THREAD_CPUTIME_ID around `send_data`) is shown beside it.
+//!    through each transfer path: `zc` (the default: IORING_OP_SEND_ZC from the tail
+//!    ring for the last `--ring-mib`, in frames of at least 12 KiB, segment file -> pipe
+//!    -> socket through io_uring splice below it), `copy` (read + write), `splice` (io_uring splice below the ring,
+//!    copy from the ring above it) and `splice-syscall` (the same with splice(2), the
+//!    fallback), `--reps` times each, alternating. Wall time gives MB/s. CPU time of the
+//!    master's sender threads, and of their io_uring io-wq workers (`iou-wrk-<sender
+//!    tid>`: io_uring always runs splice there; send_zc runs on the sender thread), is
+//!    sampled from /proc/self/task/*/schedstat; per replicated GiB it is the path's cost.
+//!    The path's own counter (CLOCK_THREAD_CPUTIME_ID around `send_data`) is shown
+//!    beside it.
+//! 4. Hot catch-up: `--hot-mib` of log that all fits the master's tail ring (sized to
+//!    hold it), caught up through `zc` (everything by send_zc) and `copy` (read from the
+//!    ring + write): the hot-tail path on its own.
 //!
 //! Last line: `RESULT catchup_ratio=.. zc_cpu_s_per_gib=.. copy_cpu_s_per_gib=..
-//! sync_async_p99_ratio=..` (zc = the io_uring splice path; the ratio compares the
-//! ASYNC_FLUSH cases).
+//! sync_async_p99_ratio=.. hot_zc_cpu_s_per_gib=.. hot_copy_cpu_s_per_gib=..` (zc = the
+//! default send_zc + splice path, copy = read() + write(), both from the same run; the
+//! p99 ratio compares the ASYNC_FLUSH cases; the hot figures are step 4's).
 
 use std::collections::HashMap;
 use std::path::{Path, PathBuf};
@@ -69,9 +76,17 @@ struct Args {
     #[arg(long, default_value_t = 1024)]
     segment_mib: u64,
     /// Tail ring of the catch-up master, MiB: the last this many MiB are hot (sent by
-    /// copy from the ring on every path until send_zc exists).
+    /// send_zc from the ring on the `zc` path, by copy from the ring on the others).
     #[arg(long, default_value_t = 16)]
     ring_mib: usize,
+    /// MiB of log in the hot catch-up (step 4), all in a tail ring sized to hold it
+    /// (at most 500); 0 skips it.
+    #[arg(long, default_value_t = 256)]
+    hot_mib: u64,
+    /// Transfer path of the latency runs: zc (the default path), copy, splice or
+    /// splice-syscall.
+    #[arg(long, default_value = "zc", value_parser = parse_path)]
+    latency_path: PathKind,
     /// Offered produce rate of the latency runs (msgs/s).
     #[arg(long, default_value_t = 10_000)]
     rate: u64,
@@ -98,6 +113,10 @@ struct Args {
 }
 
 const TOPIC: &str = "HaBenchTopic";
+
+fn parse_path(s: &str) -> Result<PathKind, String> {
+    PathKind::parse(s).ok_or_else(|| format!("{s}: expected zc, copy, splice or splice-syscall"))
+}
 const GIB: f64 = (1u64 << 30) as f64;
 
 fn main() {
@@ -147,8 +166,8 @@ fn main() {
         "{}",
         percentile_table(
             &format!(
-                "produce latency at {} msgs/s offered, {} B bodies, open loop, master + slave in process",
-                args.rate, args.body
+                "produce latency at {} msgs/s offered, {} B bodies, open loop, master + slave in process, HA path {}",
+                args.rate, args.body, args.latency_path.name()
             ),
             "us",
             1.0,
@@ -202,14 +221,18 @@ fn main() {
     t.print();
 
     // 3. Catch-up.
-    let runs = catch_up_all(&args);
-    let mut agg: Vec<(PathKind, CatchUp)> = Vec::new();
-    for r in runs {
-        match agg.iter_mut().find(|(k, _)| *k == r.kind) {
-            Some((_, a)) => a.add(&r),
-            None => agg.push((r.kind, r)),
-        }
-    }
+    let runs = catch_up_all(
+        &args,
+        args.catchup_mib,
+        args.ring_mib,
+        &[
+            PathKind::SendZc,
+            PathKind::Copy,
+            PathKind::Splice,
+            PathKind::SpliceSyscall,
+        ],
+    );
+    let agg = aggregate(runs);
     println!(
         "== catch-up of {} MiB from offset 0, {} run(s) per path (CPU in s per replicated GiB; \
          ratio = MB/s over the {ceiling_is} ceiling of {} MB/s) ==",
@@ -217,42 +240,13 @@ fn main() {
         args.reps,
         fmt_value(ceiling)
     );
-    let header = [
-        "path",
-        "MB/s",
-        "ratio",
-        "sender thread",
-        "(in send_data)",
-        "io-wq workers",
-        "master total",
-        "process (m+s)",
-        "spliced",
-    ];
-    let rows: Vec<[String; 9]> = agg
-        .iter()
-        .map(|(k, a)| {
-            let gib = a.bytes as f64 / GIB;
-            let mbps = a.bytes as f64 / 1e6 / a.secs;
-            [
-                k.name().to_string(),
-                fmt_value(mbps),
-                format!("{:.2}x", mbps / ceiling),
-                fmt_value(a.sender_ns as f64 / 1e9 / gib),
-                fmt_value(a.in_send_ns as f64 / 1e9 / gib),
-                fmt_value(a.worker_ns as f64 / 1e9 / gib),
-                fmt_value(a.master_ns() as f64 / 1e9 / gib),
-                fmt_value(a.process_ns as f64 / 1e9 / gib),
-                format!("{:.1}%", 100.0 * a.spliced as f64 / a.bytes.max(1) as f64),
-            ]
-        })
-        .collect();
-    print_grid(&header, &rows);
+    print_catch_up(&agg, ceiling);
     println!(
         "(master total = sender thread + io-wq workers; the last {} MiB are in the tail ring \
-         and go by copy on every path)",
+         and go by send_zc on the zc path, by copy on the others)",
         args.ring_mib
     );
-    let cpu_per_gib = |k: PathKind| {
+    let cpu_per_gib = |agg: &[(PathKind, CatchUp)], k: PathKind| {
         agg.iter()
             .find(|(kind, _)| *kind == k)
             .map(|(_, a)| a.master_ns() as f64 / 1e9 / (a.bytes as f64 / GIB))
@@ -260,9 +254,31 @@ fn main() {
     };
     let zc_mbps = agg
         .iter()
-        .find(|(k, _)| *k == PathKind::Splice)
+        .find(|(k, _)| *k == PathKind::SendZc)
         .map(|(_, a)| a.bytes as f64 / 1e6 / a.secs)
         .unwrap_or(f64::NAN);
+
+    // 4. Hot catch-up: the send_zc path on its own.
+    let hot = if args.hot_mib > 0 {
+        let ring_mib = (args.hot_mib as usize + 16).next_multiple_of(4).min(512);
+        let hot_mib = args.hot_mib.min(ring_mib as u64 - 12);
+        let runs = catch_up_all(
+            &args,
+            hot_mib,
+            ring_mib,
+            &[PathKind::SendZc, PathKind::Copy],
+        );
+        let agg = aggregate(runs);
+        println!(
+            "== hot catch-up of {hot_mib} MiB, all in the master's {ring_mib} MiB tail ring, \
+             {} run(s) per path ==",
+            args.reps
+        );
+        print_catch_up(&agg, ceiling);
+        agg
+    } else {
+        Vec::new()
+    };
 
     let p99 = |role: BrokerRole| {
         cases
@@ -274,12 +290,75 @@ fn main() {
     let ratio = p99(BrokerRole::SyncMaster) / p99(BrokerRole::AsyncMaster);
     let _ = std::fs::remove_dir_all(&args.dir);
     println!(
-        "RESULT catchup_ratio={:.3} zc_cpu_s_per_gib={:.3} copy_cpu_s_per_gib={:.3} sync_async_p99_ratio={:.2}",
+        "RESULT catchup_ratio={:.3} zc_cpu_s_per_gib={:.3} copy_cpu_s_per_gib={:.3} sync_async_p99_ratio={:.2} hot_zc_cpu_s_per_gib={:.3} hot_copy_cpu_s_per_gib={:.3}",
         zc_mbps / ceiling,
-        cpu_per_gib(PathKind::Splice),
-        cpu_per_gib(PathKind::Copy),
-        ratio
+        cpu_per_gib(&agg, PathKind::SendZc),
+        cpu_per_gib(&agg, PathKind::Copy),
+        ratio,
+        cpu_per_gib(&hot, PathKind::SendZc),
+        cpu_per_gib(&hot, PathKind::Copy),
     );
+}
+
+/// Sums the runs of each path, in first-run order.
+fn aggregate(runs: Vec<CatchUp>) -> Vec<(PathKind, CatchUp)> {
+    let mut agg: Vec<(PathKind, CatchUp)> = Vec::new();
+    for r in runs {
+        match agg.iter_mut().find(|(k, _)| *k == r.kind) {
+            Some((_, a)) => a.add(&r),
+            None => agg.push((r.kind, r)),
+        }
+    }
+    agg
+}
+
+fn print_catch_up(agg: &[(PathKind, CatchUp)], ceiling: f64) {
+    let header = [
+        "path",
+        "MB/s",
+        "ratio",
+        "sender thread",
+        "(in send_data)",
+        "io-wq workers",
+        "master total",
+        "process (m+s)",
+        "spliced",
+        "send_zc",
+        "kernel copied",
+    ];
+    let rows: Vec<[String; 11]> = agg
+        .iter()
+        .map(|(k, a)| {
+            let gib = a.bytes as f64 / GIB;
+            let mbps = a.bytes as f64 / 1e6 / a.secs;
+            let share = |n: u64| format!("{:.1}%", 100.0 * n as f64 / a.bytes.max(1) as f64);
+            [
+                k.name().to_string(),
+                fmt_value(mbps),
+                format!("{:.2}x", mbps / ceiling),
+                fmt_value(a.sender_ns as f64 / 1e9 / gib),
+                fmt_value(a.in_send_ns as f64 / 1e9 / gib),
+                fmt_value(a.worker_ns as f64 / 1e9 / gib),
+                fmt_value(a.master_ns() as f64 / 1e9 / gib),
+                fmt_value(a.process_ns as f64 / 1e9 / gib),
+                share(a.spliced),
+                share(a.zero_copy),
+                if a.zc_notifs > 0 {
+                    format!("{}/{} sends", a.zc_copied_notifs, a.zc_notifs)
+                } else {
+                    "-".to_string()
+                },
+            ]
+        })
+        .collect();
+    print_grid(&header, &rows);
+    if agg.iter().any(|(_, a)| a.zc_copied_notifs > 0) {
+        println!(
+            "(kernel copied: send_zc notifications reporting that the kernel copied the bytes \
+             after all, IORING_SEND_ZC_REPORT_USAGE; over loopback it always does, at delivery \
+             to the receiving socket, so these figures include a copy a NIC would not make)"
+        );
+    }
 }
 
 fn print_grid<const N: usize>(header: &[&str; N], rows: &[[String; N]]) {
@@ -327,6 +406,9 @@ struct CatchUp {
     /// The whole process, master and slave (getrusage).
     process_ns: u64,
     spliced: u64,
+    zero_copy: u64,
+    zc_notifs: u64,
+    zc_copied_notifs: u64,
 }
 
 impl CatchUp {
@@ -342,13 +424,16 @@ impl CatchUp {
         self.worker_ns += o.worker_ns;
         self.process_ns += o.process_ns;
         self.spliced += o.spliced;
+        self.zero_copy += o.zero_copy;
+        self.zc_notifs += o.zc_notifs;
+        self.zc_copied_notifs += o.zc_copied_notifs;
     }
 }
 
-fn catchup_store(root: &Path, args: &Args) -> Arc<MessageStore> {
+fn catchup_store(root: &Path, args: &Args, ring_mib: usize) -> Arc<MessageStore> {
     let mut cfg = StoreConfig::new(root);
     cfg.commitlog.segment_size = args.segment_mib << 20;
-    cfg.commitlog.ring_capacity = args.ring_mib << 20;
+    cfg.commitlog.ring_capacity = ring_mib << 20;
     cfg.commitlog.max_message_size = 64 * 1024;
     cfg.commitlog.flush_mode = FlushMode::Async;
     Arc::new(MessageStore::open(cfg).expect("open a catch-up store"))
@@ -361,10 +446,12 @@ fn ha_config(args: &Args) -> HaConfig {
     }
 }
 
-fn catch_up_all(args: &Args) -> Vec<CatchUp> {
-    let master = catchup_store(&args.dir.join("catchup-master"), args);
+/// Writes `mib` of log into a master with a `ring_mib` tail ring, then runs a catch-up
+/// through each of `kinds`, `--reps` times, alternating.
+fn catch_up_all(args: &Args, mib: u64, ring_mib: usize, kinds: &[PathKind]) -> Vec<CatchUp> {
+    let master = catchup_store(&args.dir.join("catchup-master"), args, ring_mib);
     let log = master.commitlog();
-    let want = (args.catchup_mib << 20) as i64;
+    let want = (mib << 20) as i64;
     let started = Instant::now();
     let body = Bytes::from(
         (0..4096u32)
@@ -401,12 +488,12 @@ fn catch_up_all(args: &Args) -> Vec<CatchUp> {
         write_secs,
         fmt_value(end as f64 / 1e6 / write_secs),
         log.cold_end(),
-        args.ring_mib
+        ring_mib
     );
     set_cpu_accounting(true);
     let mut runs = Vec::new();
     for _ in 0..args.reps {
-        for kind in [PathKind::Copy, PathKind::Splice, PathKind::SpliceSyscall] {
+        for &kind in kinds {
             let r = catch_up(&master, end, kind, args);
             println!(
                 "  {:<15} {:>8} MB/s  master CPU {:.3} s ({:.3} s sender + {:.3} s io-wq)",
@@ -433,7 +520,7 @@ fn catch_up(master: &Arc<MessageStore>, end: i64, kind: PathKind, args: &Args) -
     set_default_path(kind);
     let sdir = args.dir.join("catchup-slave");
     let _ = std::fs::remove_dir_all(&sdir);
-    let slave_store = catchup_store(&sdir, args);
+    let slave_store = catchup_store(&sdir, args, args.ring_mib);
     let before = all_stats();
     let sampler = Sampler::start();
     let cpu0 = process_cpu_ns();
@@ -469,6 +556,9 @@ fn catch_up(master: &Arc<MessageStore>, end: i64, kind: PathKind, args: &Args) -
         }
         moved.bytes += a.bytes - b.bytes;
         moved.spliced_bytes += a.spliced_bytes - b.spliced_bytes;
+        moved.zc_bytes += a.zc_bytes - b.zc_bytes;
+        moved.zc_notifs += a.zc_notifs - b.zc_notifs;
+        moved.zc_copied_notifs += a.zc_copied_notifs - b.zc_copied_notifs;
         moved.sender_cpu_ns += a.sender_cpu_ns - b.sender_cpu_ns;
     }
     if used != [kind.name()] {
@@ -486,6 +576,9 @@ fn catch_up(master: &Arc<MessageStore>, end: i64, kind: PathKind, args: &Args) -
         worker_ns: threads.worker_ns,
         process_ns,
         spliced: moved.spliced_bytes,
+        zero_copy: moved.zc_bytes,
+        zc_notifs: moved.zc_notifs,
+        zc_copied_notifs: moved.zc_copied_notifs,
     }
 }
 
@@ -634,7 +727,7 @@ fn node_config(args: &Args, dir: &Path, role: BrokerRole, sync_flush: bool) -> B
 }
 
 fn latency_case(args: &Args, role: BrokerRole, sync_flush: bool) -> Latency {
-    set_default_path(PathKind::Splice);
+    set_default_path(args.latency_path);
     let root = args.dir.join(format!(
         "latency-{}-{}",
         role.name(),
