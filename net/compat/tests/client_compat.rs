@@ -13,6 +13,8 @@
 //! the rest while the consumer long-polls, and the test waits until every key was seen.
 //! Optional env: RINGMQ_COMPAT_MESSAGES (10000), RINGMQ_COMPAT_TIMEOUT_SECS (180).
 
+mod common;
+
 use std::collections::HashMap;
 use std::sync::Arc;
 use std::sync::Mutex;
@@ -20,8 +22,6 @@ use std::time::Duration;
 use std::time::Instant;
 
 use cheetah_string::CheetahString;
-use ringmq_net::broker::BrokerConfig;
-use ringmq_net::server::Server;
 use rocketmq_client_rust::ClientRuntime;
 use rocketmq_client_rust::ClientRuntimeConfig;
 use rocketmq_client_rust::ConsumeConcurrentlyContext;
@@ -89,29 +89,6 @@ fn build_message(topic: &str, seq: u32) -> Result<Message, BoxError> {
     Ok(msg)
 }
 
-fn env_or<T: std::str::FromStr>(name: &str, default: T) -> T {
-    std::env::var(name)
-        .ok()
-        .and_then(|v| v.trim().parse().ok())
-        .unwrap_or(default)
-}
-
-/// A ringmq broker on a free loopback port with a temporary store, unpinned (tests share
-/// the machine's cores).
-fn start_broker() -> (tempfile::TempDir, Server) {
-    let dir = tempfile::tempdir().expect("temp dir");
-    let cfg = BrokerConfig {
-        store_path_root_dir: dir.path().to_path_buf(),
-        listen_port: 0,
-        pin_threads: false,
-        mapped_file_size_commit_log: 64 << 20,
-        tail_ring_bytes: 32 << 20,
-        ..Default::default()
-    };
-    let server = Server::open(cfg).expect("broker serves");
-    (dir, server)
-}
-
 #[test]
 fn single_sends_reach_a_push_consumer_intact() {
     run_against_ringmq("compat_single", 0);
@@ -123,10 +100,10 @@ fn batch_sends_reach_a_push_consumer_intact() {
 }
 
 fn run_against_ringmq(topic: &str, batch: u32) {
-    let (_dir, server) = start_broker();
+    let (_dir, server) = common::start_broker();
     let addr = server.local_addr().to_string();
-    let total: u32 = env_or("RINGMQ_COMPAT_MESSAGES", 10_000);
-    let timeout = Duration::from_secs(env_or("RINGMQ_COMPAT_TIMEOUT_SECS", 180));
+    let total: u32 = common::env_or("RINGMQ_COMPAT_MESSAGES", 10_000);
+    let timeout = Duration::from_secs(common::env_or("RINGMQ_COMPAT_TIMEOUT_SECS", 180));
     let topic = topic.to_string();
 
     // ---- runtime: the knob from the issue -------------------------------------------------

@@ -33,22 +33,22 @@
 //!
 //! Optional env: RINGMQ_MIXED_TIMEOUT_SECS (60) bounds each scenario.
 
+mod common;
+
 use std::collections::{BTreeMap, BTreeSet};
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
-use ringmq_net::broker::BrokerConfig;
 use ringmq_net::client::allocate::{allocate, Averagely};
 use ringmq_net::client::push::{
     ConsumeFromWhere as RingConsumeFrom, ConsumeStatus, Listener, PushConsumer, PushConsumerOptions,
 };
 use ringmq_net::client::{
-    expect_success, fetch_route, Connection, Message as RingMessage, MessageQueue, Producer,
-    ReceivedMessage, SendStatus as RingSendStatus,
+    create_topic, expect_success, fetch_route, Connection, Message as RingMessage, MessageQueue,
+    Producer, ReceivedMessage, SendStatus as RingSendStatus,
 };
-use ringmq_net::codes::request_code;
+use ringmq_net::codes::{request_code, SerializeType};
 use ringmq_net::command::RemotingCommand;
-use ringmq_net::server::Server;
 use rocketmq_client_rust::ClientConfig;
 use rocketmq_client_rust::ClientRuntime;
 use rocketmq_client_rust::ClientRuntimeConfig;
@@ -137,45 +137,6 @@ fn three_members_rocketmq_sorts_last() {
 }
 
 // ---- helpers ----------------------------------------------------------------------------
-
-fn env_or<T: std::str::FromStr>(name: &str, default: T) -> T {
-    std::env::var(name)
-        .ok()
-        .and_then(|v| v.trim().parse().ok())
-        .unwrap_or(default)
-}
-
-/// A ringmq broker on a free loopback port with a temporary store, unpinned.
-fn start_broker() -> (tempfile::TempDir, Server) {
-    let dir = tempfile::tempdir().expect("temp dir");
-    let cfg = BrokerConfig {
-        store_path_root_dir: dir.path().to_path_buf(),
-        listen_port: 0,
-        pin_threads: false,
-        mapped_file_size_commit_log: 64 << 20,
-        tail_ring_bytes: 32 << 20,
-        ..Default::default()
-    };
-    let server = Server::open(cfg).expect("broker serves");
-    (dir, server)
-}
-
-fn create_topic(conn: &Connection, topic: &str, queues: i32) -> Result<(), String> {
-    let cmd = RemotingCommand::request(request_code::UPDATE_AND_CREATE_TOPIC)
-        .with_ext("topic", topic)
-        .with_ext("defaultTopic", "TBW102")
-        .with_ext("readQueueNums", queues)
-        .with_ext("writeQueueNums", queues)
-        .with_ext("perm", 6)
-        .with_ext("topicFilterType", "SINGLE_TAG")
-        .with_ext("topicSysFlag", 0)
-        .with_ext("order", false);
-    let resp = conn
-        .request(cmd, Duration::from_secs(3))
-        .map_err(|e| format!("UPDATE_AND_CREATE_TOPIC: {e}"))?;
-    expect_success(resp).map_err(|e| format!("UPDATE_AND_CREATE_TOPIC: {e}"))?;
-    Ok(())
-}
 
 /// GET_CONSUMER_LIST_BY_GROUP; the body is `{"consumerIdList":["id",...]}` (ids chosen
 /// here contain no quotes, commas or escapes, so a tiny parser suffices).
@@ -341,9 +302,9 @@ fn build_runtime() -> (RuntimeOwner, Arc<ClientRuntime>) {
 
 fn run_scenario(name: &str, specs: &[(Kind, &str)]) {
     let started = Instant::now();
-    let timeout = Duration::from_secs(env_or("RINGMQ_MIXED_TIMEOUT_SECS", 60));
+    let timeout = Duration::from_secs(common::env_or("RINGMQ_MIXED_TIMEOUT_SECS", 60));
     let deadline = started + timeout;
-    let (dir, server) = start_broker();
+    let (dir, server) = common::start_broker();
     let addr = server.local_addr().to_string();
     let (owner, client_runtime) = build_runtime();
     let mut members: Vec<Member> = Vec::new();
@@ -403,7 +364,14 @@ fn scenario_body(
 ) -> Result<(), String> {
     let topic = format!("MixedTopic_{name}");
     let admin = Connection::connect(addr).map_err(|e| format!("connect {addr}: {e}"))?;
-    create_topic(&admin, &topic, QUEUES)?;
+    create_topic(
+        &admin,
+        &topic,
+        QUEUES,
+        SerializeType::Json,
+        Duration::from_secs(3),
+    )
+    .map_err(|e| format!("UPDATE_AND_CREATE_TOPIC: {e}"))?;
     let route = fetch_route(&admin, &topic).map_err(|e| format!("route of {topic}: {e}"))?;
     let all_queues = route.read_queues();
     if all_queues.len() != QUEUES as usize {
