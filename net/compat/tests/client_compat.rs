@@ -23,20 +23,16 @@ use std::time::Instant;
 
 use cheetah_string::CheetahString;
 use rocketmq_client_rust::ClientRuntime;
-use rocketmq_client_rust::ClientRuntimeConfig;
 use rocketmq_client_rust::ConsumeConcurrentlyContext;
 use rocketmq_client_rust::ConsumeConcurrentlyStatus;
 use rocketmq_client_rust::DefaultMQProducer;
 use rocketmq_client_rust::DefaultMQPushConsumer;
 use rocketmq_client_rust::MQPushConsumer;
 use rocketmq_client_rust::SendStatus;
-use rocketmq_client_rust::TelemetryHandle;
 use rocketmq_model::common::consumer::consume_from_where::ConsumeFromWhere;
 use rocketmq_model::common::message::message_ext::MessageExt;
 use rocketmq_model::common::message::message_single::Message;
 use rocketmq_model::common::message::MessageTrait;
-use rocketmq_runtime::RuntimeConfig;
-use rocketmq_runtime::RuntimeOwner;
 
 type BoxError = Box<dyn std::error::Error + Send + Sync + 'static>;
 
@@ -106,42 +102,7 @@ fn run_against_ringmq(topic: &str, batch: u32) {
     let timeout = Duration::from_secs(common::env_or("RINGMQ_COMPAT_TIMEOUT_SECS", 180));
     let topic = topic.to_string();
 
-    // ---- runtime: the knob from the issue -------------------------------------------------
-    // The push consumer runs every listener call through the runtime's metadata-io blocking
-    // lane (ClientRuntime -> ChildServiceContext::metadata_io().spawn_io). On a 2-CPU box the
-    // lane has max_concurrency 4 and max_queue_depth 16 (= 8 * parallelism); when the queue is
-    // full the call fails immediately, the batch is treated as RECONSUME_LATER and sent back
-    // to %RETRY%<group>. Raise the depth on the RuntimeConfig before building the owner.
-    let mut runtime_config = RuntimeConfig {
-        thread_name: "compat-probe".to_string(),
-        ..RuntimeConfig::default()
-    };
-    // RINGMQ_COMPAT_METADATA_QUEUE_DEPTH=0 keeps the runtime default (to reproduce the issue).
-    runtime_config
-        .blocking_lane_policies
-        .metadata_io
-        .max_queue_depth = 4096;
-    eprintln!(
-        "metadata_io lane: max_concurrency={} max_queue_depth={}",
-        runtime_config
-            .blocking_lane_policies
-            .metadata_io
-            .max_concurrency,
-        runtime_config
-            .blocking_lane_policies
-            .metadata_io
-            .max_queue_depth
-    );
-    let owner = RuntimeOwner::plan(runtime_config)
-        .expect("valid runtime config")
-        .build()
-        .expect("runtime owner builds");
-    let client_runtime = ClientRuntime::try_new(
-        owner.root_context().component("compat-client"),
-        ClientRuntimeConfig::default(),
-        TelemetryHandle::noop(),
-    )
-    .expect("client runtime");
+    let (owner, client_runtime) = common::build_client_runtime("compat-client");
 
     let result = owner.block_on(run(
         addr,

@@ -51,16 +51,13 @@ use ringmq_net::codes::{request_code, SerializeType};
 use ringmq_net::command::RemotingCommand;
 use rocketmq_client_rust::ClientConfig;
 use rocketmq_client_rust::ClientRuntime;
-use rocketmq_client_rust::ClientRuntimeConfig;
 use rocketmq_client_rust::ConsumeConcurrentlyContext;
 use rocketmq_client_rust::ConsumeConcurrentlyStatus;
 use rocketmq_client_rust::DefaultMQPushConsumer;
 use rocketmq_client_rust::MQPushConsumer;
-use rocketmq_client_rust::TelemetryHandle;
 use rocketmq_model::common::consumer::consume_from_where::ConsumeFromWhere;
 use rocketmq_model::common::message::message_ext::MessageExt;
 use rocketmq_model::common::message::MessageTrait;
-use rocketmq_runtime::RuntimeConfig;
 use rocketmq_runtime::RuntimeOwner;
 
 const GROUP: &str = "mixed_group";
@@ -275,29 +272,6 @@ fn start_rocketmq_member(
     Ok(consumer)
 }
 
-fn build_runtime() -> (RuntimeOwner, Arc<ClientRuntime>) {
-    let mut runtime_config = RuntimeConfig {
-        thread_name: "mixed-group".to_string(),
-        ..RuntimeConfig::default()
-    };
-    // The client quirk: its listener lane would otherwise hold only 8 * parallelism calls.
-    runtime_config
-        .blocking_lane_policies
-        .metadata_io
-        .max_queue_depth = 4096;
-    let owner = RuntimeOwner::plan(runtime_config)
-        .expect("valid runtime config")
-        .build()
-        .expect("runtime owner builds");
-    let client_runtime = ClientRuntime::try_new(
-        owner.root_context().component("mixed-group-client"),
-        ClientRuntimeConfig::default(),
-        TelemetryHandle::noop(),
-    )
-    .expect("client runtime");
-    (owner, client_runtime)
-}
-
 // ---- the scenario -----------------------------------------------------------------------
 
 fn run_scenario(name: &str, specs: &[(Kind, &str)]) {
@@ -306,7 +280,7 @@ fn run_scenario(name: &str, specs: &[(Kind, &str)]) {
     let deadline = started + timeout;
     let (dir, server) = common::start_broker();
     let addr = server.local_addr().to_string();
-    let (owner, client_runtime) = build_runtime();
+    let (owner, client_runtime) = common::build_client_runtime("mixed-group");
     let mut members: Vec<Member> = Vec::new();
 
     let result = scenario_body(
