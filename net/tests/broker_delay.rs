@@ -4,10 +4,9 @@
 
 mod common;
 
-use std::collections::{BTreeMap, HashMap};
+use std::collections::HashMap;
 use std::time::Duration;
 
-use ringmq_net::broker::BrokerConfig;
 use ringmq_net::client::{
     ClientError, Message, MessageQueue, Producer, PullConsumer, PullOptions, PullStatus,
     ReceivedMessage,
@@ -20,16 +19,6 @@ const LEVELS: &str = "1s 2s 3s 1s 1s 1s 1s 1s 1s 1s 1s 1s 1s 1s 1s 1s 1s 2s";
 fn level_ms(level: i32) -> i64 {
     let token = LEVELS.split(' ').nth(level as usize - 1).unwrap();
     token.trim_end_matches('s').parse::<i64>().unwrap() * 1000
-}
-
-fn config(dir: &std::path::Path) -> BrokerConfig {
-    let mut cfg = common::config(dir);
-    cfg.apply(&BTreeMap::from([(
-        "messageDelayLevel".to_string(),
-        LEVELS.to_string(),
-    )]))
-    .unwrap();
-    cfg
 }
 
 fn delayed(body: &str, level: &str) -> Message {
@@ -59,7 +48,7 @@ fn by_body(msgs: &[ReceivedMessage]) -> HashMap<String, Vec<&ReceivedMessage>> {
 #[test]
 fn delayed_messages_arrive_after_their_level() {
     let dir = tempfile::tempdir().unwrap();
-    let broker = common::start_with(config(dir.path()));
+    let broker = common::start_with(common::config_with_delay_levels(dir.path(), LEVELS));
     let p = Producer::connect(&broker.addr, "pg").unwrap();
     let mq = MessageQueue::new("Delayed", "broker-a", 0);
     let r1 = p.send_to(&mq, delayed("one", "1")).unwrap();
@@ -124,7 +113,7 @@ fn delayed_messages_arrive_after_their_level() {
 #[test]
 fn delays_are_refused_where_rocketmq_refuses_them() {
     let dir = tempfile::tempdir().unwrap();
-    let broker = common::start_with(config(dir.path()));
+    let broker = common::start_with(common::config_with_delay_levels(dir.path(), LEVELS));
     let p = Producer::connect(&broker.addr, "pg").unwrap();
     let mq = MessageQueue::new("Batched", "broker-a", 0);
     let err = p
@@ -156,7 +145,7 @@ fn delays_are_refused_where_rocketmq_refuses_them() {
 #[test]
 fn delayed_messages_survive_restarts_at_least_once() {
     let dir = tempfile::tempdir().unwrap();
-    let cfg = config(dir.path());
+    let cfg = common::config_with_delay_levels(dir.path(), LEVELS);
     let mq = MessageQueue::new("Restart", "broker-a", 0);
     let (waiting_long, sent_at_level_3);
     {

@@ -6,11 +6,9 @@
 mod common;
 
 use ringmq_engine::clock::now_millis;
-use std::collections::BTreeMap;
 use std::time::Duration;
 
 use ringmq_engine::meta::SubscriptionGroupConfig;
-use ringmq_net::broker::BrokerConfig;
 use ringmq_net::client::{
     fetch_route, Connection, Message, MessageQueue, Producer, PullConsumer, ReceivedMessage,
 };
@@ -21,16 +19,6 @@ const SCHEDULE_TOPIC: &str = "SCHEDULE_TOPIC_XXXX";
 /// is quick too.
 const LEVELS: &str = "1s 1s 1s 1s 1s 1s 1s 1s 1s 1s 1s 1s 1s 1s 1s 1s 1s 1s";
 const T: Duration = Duration::from_secs(5);
-
-fn config(dir: &std::path::Path) -> BrokerConfig {
-    let mut cfg = common::config(dir);
-    cfg.apply(&BTreeMap::from([(
-        "messageDelayLevel".to_string(),
-        LEVELS.to_string(),
-    )]))
-    .unwrap();
-    cfg
-}
 
 fn send_back(conn: &Connection, fields: &[(&str, String)]) -> RemotingCommand {
     let cmd = fields.iter().fold(
@@ -70,7 +58,7 @@ fn only(c: &PullConsumer, mq: &MessageQueue, offset: i64) -> ReceivedMessage {
 #[test]
 fn sent_back_messages_retry_then_land_in_the_dlq() {
     let dir = tempfile::tempdir().unwrap();
-    let broker = common::start_with(config(dir.path()));
+    let broker = common::start_with(common::config_with_delay_levels(dir.path(), LEVELS));
     let p = Producer::connect(&broker.addr, "pg").unwrap();
     let orders = MessageQueue::new("Orders", "broker-a", 0);
     p.send_to(
@@ -175,7 +163,7 @@ fn send_to_retry(
 #[test]
 fn sends_to_a_retry_topic_past_the_limit_go_to_the_dlq() {
     let dir = tempfile::tempdir().unwrap();
-    let broker = common::start_with(config(dir.path()));
+    let broker = common::start_with(common::config_with_delay_levels(dir.path(), LEVELS));
     let c = PullConsumer::connect(&broker.addr, "cg2").unwrap();
     let conn = c.connection();
     let retry = MessageQueue::new("%RETRY%cg2", "broker-a", 0);
@@ -215,7 +203,7 @@ fn sends_to_a_retry_topic_past_the_limit_go_to_the_dlq() {
 #[test]
 fn send_back_refusals() {
     let dir = tempfile::tempdir().unwrap();
-    let mut cfg = config(dir.path());
+    let mut cfg = common::config_with_delay_levels(dir.path(), LEVELS);
     cfg.auto_create_subscription_group = false;
     let broker = common::start_with(cfg);
     let b = broker.server.as_ref().unwrap().broker().clone();

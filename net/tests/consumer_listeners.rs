@@ -14,7 +14,6 @@ use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
-use ringmq_engine::delay_levels::DelayLevels;
 use ringmq_net::client::push::{
     ConsumeFromWhere, ConsumeStatus, Listener, MessageModel, OrderlyStatus, PushConsumer,
     PushConsumerOptions,
@@ -151,9 +150,8 @@ fn failing_messages_retry_with_growing_delay_then_reach_the_dlq() {
     const TOPIC: &str = "RetryTopic";
     const GROUP: &str = "retry_group";
     let dir = tempfile::tempdir().unwrap();
-    let mut cfg = common::config(dir.path());
     // Short levels: the retries use levels 3, 4, 5 (3 + reconsume times).
-    cfg.message_delay_level = DelayLevels::parse("1s 1s 1s 1s 2s 1s 1s").unwrap();
+    let cfg = common::config_with_delay_levels(dir.path(), "1s 1s 1s 1s 2s 1s 1s");
     let broker = common::start_with(cfg);
     let addr = broker.addr.clone();
     common::create_topic(&addr, TOPIC, 2);
@@ -240,9 +238,7 @@ fn failing_messages_retry_with_growing_delay_then_reach_the_dlq() {
 fn delayed_sends_arrive_after_their_level() {
     const TOPIC: &str = "DelayTopic";
     let dir = tempfile::tempdir().unwrap();
-    let mut cfg = common::config(dir.path());
-    cfg.message_delay_level = DelayLevels::parse("1s 2s 3s").unwrap();
-    let broker = common::start_with(cfg);
+    let broker = common::start_with(common::config_with_delay_levels(dir.path(), "1s 2s 3s"));
     let addr = broker.addr.clone();
     common::create_topic(&addr, TOPIC, 2);
     let got: Arc<Mutex<Vec<(String, i64, Instant)>>> = Arc::default();

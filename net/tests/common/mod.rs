@@ -22,6 +22,14 @@ pub fn config(store: &Path) -> BrokerConfig {
     }
 }
 
+/// [`config`] with `messageDelayLevel` set to `levels` (short delays for tests).
+pub fn config_with_delay_levels(store: &Path, levels: &str) -> BrokerConfig {
+    let mut cfg = config(store);
+    cfg.message_delay_level =
+        ringmq_engine::delay_levels::DelayLevels::parse(levels).expect("delay levels parse");
+    cfg
+}
+
 pub fn start_with(cfg: BrokerConfig) -> TestBroker {
     let server = Server::open(cfg).expect("broker serves");
     let addr = server.local_addr().to_string();
