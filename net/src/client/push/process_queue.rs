@@ -1,5 +1,6 @@
-//! One assigned queue's state on the consumer side (RocketMQ's `ProcessQueue`): the
-//! messages pulled but not yet consumed, the orderly batch in the listener's hands, the
+//! One assigned queue's state on the consumer side (RocketMQ's `ProcessQueue`): what was
+//! pulled but not yet consumed (the offsets only, for a concurrent listener, whose workers
+//! own the messages; the messages themselves for an orderly one, which takes them from here), the orderly batch in the listener's hands, the
 //! broker lock of an orderly queue, and the `dropped` flag a rebalance sets when the queue
 //! goes to another member.
 //!
@@ -7,7 +8,7 @@
 //! smallest offset still held (or one past the largest seen when nothing is), so a slow
 //! message holds back the commit but never lets a later one skip it.
 
-use std::collections::BTreeMap;
+use std::collections::{BTreeMap, BTreeSet};
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::{Condvar, Mutex, MutexGuard, PoisonError};
 use std::time::{Duration, Instant};
@@ -17,7 +18,9 @@ use crate::client::route::MessageQueue;
 
 #[derive(Default)]
 struct State {
-    /// Pulled, not yet consumed, by queue offset.
+    /// Concurrent: offsets pulled and handed to the workers, not yet consumed.
+    held: BTreeSet<i64>,
+    /// Orderly: pulled, not yet consumed, by queue offset.
     msgs: BTreeMap<i64, ReceivedMessage>,
     /// Orderly: the batch the listener is working on.
     taken: BTreeMap<i64, ReceivedMessage>,
@@ -69,10 +72,19 @@ impl ProcessQueue {
     /// Messages held (pulled and not yet consumed, including an orderly batch in progress).
     pub fn count(&self) -> usize {
         let s = lock(&self.state);
-        s.msgs.len() + s.taken.len()
+        s.held.len() + s.msgs.len() + s.taken.len()
     }
 
-    /// Adds pulled messages (a message already held is not added twice).
+    /// Concurrent: records the offsets of pulled messages handed to the workers.
+    pub fn hold(&self, offsets: impl IntoIterator<Item = i64>) {
+        let mut s = lock(&self.state);
+        for o in offsets {
+            s.max_offset = s.max_offset.max(o);
+            s.held.insert(o);
+        }
+    }
+
+    /// Orderly: adds pulled messages (a message already held is not added twice).
     pub fn put(&self, msgs: &[ReceivedMessage]) {
         let mut s = lock(&self.state);
         for m in msgs {
@@ -86,13 +98,13 @@ impl ProcessQueue {
     /// commit, or None if they had already been removed.
     pub fn remove(&self, offsets: impl IntoIterator<Item = i64>) -> Option<i64> {
         let mut s = lock(&self.state);
-        if s.msgs.is_empty() {
+        if s.held.is_empty() {
             return None;
         }
         for o in offsets {
-            s.msgs.remove(&o);
+            s.held.remove(&o);
         }
-        Some(s.msgs.keys().next().copied().unwrap_or(s.max_offset + 1))
+        Some(s.held.first().copied().unwrap_or(s.max_offset + 1))
     }
 
     /// Orderly: waits (up to `timeout`) for messages, then moves the first `max` (by
@@ -185,7 +197,7 @@ mod tests {
     #[test]
     fn a_slow_message_holds_back_the_commit() {
         let pq = ProcessQueue::new(MessageQueue::new("T", "b", 0));
-        pq.put(&[msg(10), msg(11), msg(12)]);
+        pq.hold([10, 11, 12]);
         assert_eq!(pq.remove([11, 12]), Some(10));
         assert_eq!(pq.remove([10]), Some(13));
         assert_eq!(pq.remove([10]), None);

@@ -68,8 +68,10 @@ fn run(shared: &Shared, pq: &Arc<ProcessQueue>) {
                 match result.status {
                     PullStatus::Found => {
                         let msgs = restore_retry_topics(result.messages);
-                        pq.put(&msgs);
-                        if !orderly {
+                        if orderly {
+                            pq.put(&msgs);
+                        } else {
+                            pq.hold(msgs.iter().map(|m| m.queue_offset));
                             consume::submit(shared, pq, msgs);
                         }
                     }
