@@ -8,7 +8,7 @@ use std::time::{Duration, Instant};
 
 use bytes::Bytes;
 use hdrhistogram::Histogram;
-use ringmq_net::client::{Message, Producer, SendStatus};
+use ringmq_client::{Message, Producer, SendStatus};
 
 /// The outcome of one open-loop run.
 pub struct OpenLoop {

@@ -6,6 +6,7 @@
 //! level's delay), and the broker's schedule service moves it to its real topic once that
 //! time has passed (wire spec §9).
 
+use crate::record::{edit_properties, keys, sysflag, MessageToStore};
 use crate::{Error, Result};
 
 /// The topic delayed messages wait in, one queue per level (queue id = level - 1).
@@ -82,6 +83,36 @@ impl DelayLevels {
     pub fn level_of_queue(queue_id: i32) -> i32 {
         queue_id + 1
     }
+}
+
+/// Whether a message with this sysFlag is delayed by its `DELAY` property: only
+/// non-transactional and commit messages are (`HookUtils.handleScheduleMessage`).
+pub fn delay_applies(sys_flag: i32) -> bool {
+    matches!(
+        sysflag::transaction_type(sys_flag),
+        sysflag::TRANSACTION_NOT_TYPE | sysflag::TRANSACTION_COMMIT_TYPE
+    )
+}
+
+/// Makes `msg` wait in `SCHEDULE_TOPIC_XXXX` for delay `level` (> 0; clamped to the
+/// highest level): `DELAY` is set to the clamped level, `REAL_TOPIC` / `REAL_QID` to the
+/// message's topic and queue, and the message moves to queue `level - 1`
+/// (`HookUtils.transformDelayLevelMessage`).
+pub fn to_schedule_topic(msg: &mut MessageToStore, level: i32, levels: &DelayLevels) {
+    debug_assert!(level > 0);
+    let level = levels.clamp(level).max(1);
+    let (level_text, qid_text) = (level.to_string(), msg.queue_id.to_string());
+    msg.properties = edit_properties(
+        &msg.properties,
+        &[],
+        &[
+            (keys::DELAY, &level_text),
+            (keys::REAL_TOPIC, &msg.topic),
+            (keys::REAL_QID, &qid_text),
+        ],
+    );
+    msg.topic = SCHEDULE_TOPIC.to_owned();
+    msg.queue_id = DelayLevels::queue_id(level);
 }
 
 #[cfg(test)]

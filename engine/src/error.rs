@@ -51,6 +51,15 @@ impl Error {
     }
 }
 
+impl From<ringmq_record::Error> for Error {
+    fn from(e: ringmq_record::Error) -> Self {
+        match e {
+            ringmq_record::Error::Corrupt { offset, reason } => Error::Corrupt { offset, reason },
+            ringmq_record::Error::Invalid(why) => Error::Invalid(why),
+        }
+    }
+}
+
 impl std::fmt::Display for Error {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
         match self {

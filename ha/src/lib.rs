@@ -11,9 +11,7 @@
 //! | `zerocopy` | [`SplicePath`]: segment file -> pipe -> socket through io_uring, for bytes below the tail ring | master senders |
 //! | `send_zc` | [`SendZcPath`] (the default): IORING_OP_SEND_ZC from the pinned tail ring for the hot tail, [`SplicePath`] below it | master senders |
 //! | `master` | [`HaMaster`]: accept, per-slave reader and sender threads | `ringmq-ha-*` threads |
-//! | `sync_master` | [`SyncReplication`]: SYNC_MASTER sends wait for a slave ack | sweeper thread |
-//! | `metasync` | [`MetaSync`]: a slave copies the master's topics, offsets, groups | `ringmq-metasync` |
-//! | `node` | [`Node`]: remoting server + broker + replication role, started and stopped in order | caller |
+//! | `sync_master` | [`Replication`], [`SyncReplication`]: SYNC_MASTER sends wait for a slave ack | sweeper thread |
 //! | `slave` | [`HaSlave`]: connect, receive, append with `put_raw`, report | `ringmq-ha-slave` |
 //!
 //! This first version uses std threads and blocking sockets; the io_uring HA core of
@@ -22,8 +20,6 @@
 pub mod auth;
 pub mod config;
 pub mod master;
-pub mod metasync;
-pub mod node;
 pub mod protocol;
 pub mod send_zc;
 pub mod slave;
@@ -35,12 +31,10 @@ pub mod zerocopy;
 pub use auth::AuthError;
 pub use config::{EmptySlaveStart, HaConfig};
 pub use master::{decide_start, HaMaster, StartDecision};
-pub use metasync::MetaSync;
-pub use node::Node;
 pub use protocol::{FrameDecoder, ProtocolError, ReportDecoder, TransferFrame};
 pub use send_zc::SendZcPath;
 pub use slave::HaSlave;
 pub use slave_table::{SlaveInfo, SlaveTable};
-pub use sync_master::SyncReplication;
+pub use sync_master::{ReplicaOutcome, Replication, SyncReplication};
 pub use transfer::{CopyPath, TransferPath};
 pub use zerocopy::SplicePath;

@@ -10,9 +10,35 @@ use std::thread::JoinHandle;
 use std::time::{Duration, Instant};
 
 use ringmq_engine::MessageStore;
-use ringmq_net::broker::replication::{ReplicaOutcome, Replication};
 
 use crate::slave_table::SlaveTable;
+
+/// How a replication wait ended.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum ReplicaOutcome {
+    /// No replication wait applies (not a SYNC_MASTER, or the message said WAIT=false).
+    NotRequired,
+    /// Enough slaves hold the data.
+    Replicated,
+    /// No slave in sync (none connected, or the best one too far behind): SLAVE_NOT_AVAILABLE.
+    NotAvailable,
+    /// The deadline passed first: FLUSH_SLAVE_TIMEOUT.
+    Timeout,
+}
+
+/// What a SYNC_MASTER's send path asks of replication. [`SyncReplication`] implements it;
+/// the broker holds it as a trait object once HA is up (tests can give it another).
+pub trait Replication: Send + Sync {
+    /// Calls `done` exactly once: when the log up to `end` is held by enough slaves, at
+    /// once with `NotAvailable` when no slave is in sync, or with `Timeout` at `deadline`.
+    /// `done` may run on any thread and must be short.
+    fn wait_replicated(
+        &self,
+        end: i64,
+        deadline: Instant,
+        done: Box<dyn FnOnce(ReplicaOutcome) + Send>,
+    );
+}
 
 /// How often deadlines are checked: the granularity of FLUSH_SLAVE_TIMEOUT.
 const TICK: Duration = Duration::from_millis(5);

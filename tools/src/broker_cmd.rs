@@ -6,8 +6,8 @@ use std::collections::BTreeMap;
 use std::path::PathBuf;
 
 use clap::Args;
-use ringmq_ha::Node;
-use ringmq_net::broker::BrokerConfig;
+use ringmq_broker::BrokerConfig;
+use ringmq_broker::Node;
 
 use crate::signals;
 

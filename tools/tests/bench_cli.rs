@@ -23,7 +23,7 @@ use std::thread::JoinHandle;
 use std::time::{Duration, Instant};
 
 use bytes::BytesMut;
-use ringmq_net::{encode_frame, request_code, response_code, FrameDecoder, RemotingCommand};
+use ringmq_remoting::{encode_frame, request_code, response_code, FrameDecoder, RemotingCommand};
 use summary::RunSummary;
 
 const BIN: &str = env!("CARGO_BIN_EXE_ringmq");

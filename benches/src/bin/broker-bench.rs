@@ -18,10 +18,10 @@ use hdrhistogram::Histogram;
 use ringmq_benches::ceiling::loopback;
 use ringmq_benches::open_loop;
 use ringmq_benches::report::{Percentiles, Table};
-use ringmq_net::broker::BrokerConfig;
-use ringmq_net::client::{Message, Producer, ProducerOptions};
-use ringmq_net::server::Server;
-use ringmq_net::SerializeType;
+use ringmq_broker::BrokerConfig;
+use ringmq_broker::Server;
+use ringmq_client::{Message, Producer, ProducerOptions};
+use ringmq_remoting::SerializeType;
 
 #[derive(Parser)]
 #[command(

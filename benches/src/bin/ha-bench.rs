@@ -43,13 +43,14 @@ use hdrhistogram::Histogram;
 use ringmq_benches::ceiling::{direct_write, fs_info, loopback, CpuSnapshot};
 use ringmq_benches::open_loop;
 use ringmq_benches::report::{fmt_value, percentile_table, Percentiles, Table};
+use ringmq_broker::Node;
+use ringmq_broker::{BrokerConfig, BrokerRole};
+use ringmq_client::{Producer, ProducerOptions};
 use ringmq_engine::commitlog::{FlushMode, Level, PutStatus};
 use ringmq_engine::record::MessageToStore;
 use ringmq_engine::{MessageStore, StoreConfig};
 use ringmq_ha::transfer::{path_stats, set_cpu_accounting, set_default_path, PathKind, PathStats};
-use ringmq_ha::{HaConfig, HaMaster, HaSlave, Node};
-use ringmq_net::broker::{BrokerConfig, BrokerRole};
-use ringmq_net::client::{Producer, ProducerOptions};
+use ringmq_ha::{HaConfig, HaMaster, HaSlave};
 
 #[derive(Parser)]
 #[command(

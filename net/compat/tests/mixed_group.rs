@@ -1,7 +1,7 @@
 //! Compatibility: one consumer group whose members are a mix of the unmodified crates.io
 //! client `rocketmq-client-rust = "=1.0.0"` (`DefaultMQPushConsumer`, clustering, its
 //! default allocation strategy AVG) and ringmq's own push consumer
-//! (`ringmq_net::client::push::PushConsumer`, default strategy AVG), all on one ringmq
+//! (`ringmq_client::push::PushConsumer`, default strategy AVG), all on one ringmq
 //! broker on 127.0.0.1 with one topic of 8 queues. Every member computes its share on its
 //! own (client-side rebalance); the test proves they agree:
 //!
@@ -39,16 +39,16 @@ use std::collections::{BTreeMap, BTreeSet};
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
-use ringmq_net::client::allocate::{allocate, Averagely};
-use ringmq_net::client::push::{
+use ringmq_client::allocate::{allocate, Averagely};
+use ringmq_client::push::{
     ConsumeFromWhere as RingConsumeFrom, ConsumeStatus, Listener, PushConsumer, PushConsumerOptions,
 };
-use ringmq_net::client::{
+use ringmq_client::{
     create_topic, expect_success, fetch_route, Connection, Message as RingMessage, MessageQueue,
     Producer, ReceivedMessage, SendStatus as RingSendStatus,
 };
-use ringmq_net::codes::{request_code, SerializeType};
-use ringmq_net::command::RemotingCommand;
+use ringmq_remoting::codes::{request_code, SerializeType};
+use ringmq_remoting::command::RemotingCommand;
 use rocketmq_client_rust::ClientConfig;
 use rocketmq_client_rust::ClientRuntime;
 use rocketmq_client_rust::ConsumeConcurrentlyContext;

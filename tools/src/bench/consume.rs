@@ -13,8 +13,8 @@ use std::sync::{Arc, Mutex};
 use std::thread::JoinHandle;
 use std::time::{Duration, Instant};
 
-use ringmq_net::client::{MessageQueue, PullConsumer, PullOptions, PullStatus, ReceivedMessage};
-use ringmq_net::SerializeType;
+use ringmq_client::{MessageQueue, PullConsumer, PullOptions, PullStatus, ReceivedMessage};
+use ringmq_remoting::SerializeType;
 
 use super::produce::Clock;
 use super::sequence::{SeqSet, RUN, SENT_US, SEQ};

@@ -16,7 +16,7 @@ use std::thread::JoinHandle;
 use std::time::Duration;
 
 use bytes::BytesMut;
-use ringmq_net::{encode_frame, request_code, response_code, FrameDecoder, RemotingCommand};
+use ringmq_remoting::{encode_frame, request_code, response_code, FrameDecoder, RemotingCommand};
 
 /// Accepted connections: a socket clone (to shut it down) and its thread.
 type Conns = Arc<Mutex<Vec<(TcpStream, JoinHandle<()>)>>>;
@@ -144,7 +144,7 @@ pub fn answer(req: &RemotingCommand, offsets: &AtomicI64) -> RemotingCommand {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use ringmq_net::client::{Message, Producer};
+    use ringmq_client::{Message, Producer};
 
     #[test]
     fn fake_answers_sends_and_shuts_down() {

@@ -34,10 +34,10 @@ use std::time::{Duration, Instant};
 
 use bytes::Bytes;
 use clap::{Args, ValueEnum};
-use ringmq_net::client::{
+use ringmq_client::{
     create_topic, fetch_route, ClientError, ConnectOptions, Connection, Producer, ProducerOptions,
 };
-use ringmq_net::{response_code, SerializeType};
+use ringmq_remoting::{response_code, SerializeType};
 
 use consume::{ConsumeConfig, Consumers};
 use outcome::{Outcome, RunFacts};

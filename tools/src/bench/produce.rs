@@ -17,7 +17,7 @@ use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
 
 use bytes::Bytes;
 use hdrhistogram::Histogram;
-use ringmq_net::client::{Message, Producer};
+use ringmq_client::{Message, Producer};
 
 use super::schedule::{wait_until, Timetable};
 use super::sequence::{SeqSet, RUN, SENT_US, SEQ};
@@ -242,7 +242,7 @@ pub fn run_connection(
             msg = msg.with_keys(format!("k{seq}"));
         }
         let (rec2, win2, acks2) = (rec.clone(), window.clone(), acks.clone());
-        let callback = move |r: ringmq_net::client::Result<ringmq_net::client::SendResult>| {
+        let callback = move |r: ringmq_client::Result<ringmq_client::SendResult>| {
             let done = Instant::now();
             match r {
                 Ok(res) => {

@@ -15,8 +15,8 @@ use std::thread::JoinHandle;
 use std::time::{Duration, Instant};
 
 use hdrhistogram::Histogram;
-use ringmq_net::client::{ClientError, SendStatus};
-use ringmq_net::response_code;
+use ringmq_client::{ClientError, SendStatus};
+use ringmq_remoting::response_code;
 
 /// Largest latency kept exactly: one hour (larger values are clamped).
 const MAX_US: u64 = 3_600_000_000;

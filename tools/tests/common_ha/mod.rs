@@ -15,7 +15,7 @@ use std::sync::Arc;
 use std::thread::JoinHandle;
 use std::time::{Duration, Instant};
 
-use ringmq_net::client::{
+use ringmq_client::{
     ClientError, Message, MessageQueue, Producer, ProducerOptions, PullConsumer, PullStatus,
     SendStatus,
 };

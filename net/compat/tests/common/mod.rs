@@ -4,8 +4,8 @@
 
 use std::sync::Arc;
 
-use ringmq_net::broker::BrokerConfig;
-use ringmq_net::server::Server;
+use ringmq_broker::BrokerConfig;
+use ringmq_broker::Server;
 use rocketmq_client_rust::{ClientRuntime, ClientRuntimeConfig, TelemetryHandle};
 use rocketmq_runtime::{RuntimeConfig, RuntimeOwner};
 

@@ -1,0 +1,154 @@
+//! A broker node: the remoting server, the broker, and its replication role together.
+//! `ringmq broker` and the HA tests start brokers through this.
+//!
+//! Start order: bind the remoting port (so port 0 is resolved before anything records the
+//! address); open the broker (recovering its store); a master starts its HA listener and,
+//! under SYNC_MASTER, makes sends wait for a slave; a slave starts following its master
+//! and syncing metadata from it; then the remoting loops serve. Stop order is the reverse:
+//! stop serving (in-flight sends answered), stop replication, shut the store down cleanly.
+
+use std::net::{SocketAddr, ToSocketAddrs};
+use std::sync::Arc;
+
+use ringmq_ha::{HaConfig, HaMaster, HaSlave, SyncReplication};
+
+use crate::metasync::MetaSync;
+use crate::server::{self, ServeError, Server};
+use crate::{Broker, BrokerConfig, BrokerRole};
+
+pub struct Node {
+    server: Server,
+    master: Option<HaMaster>,
+    sync: Option<Arc<SyncReplication>>,
+    slave: Option<HaSlave>,
+    metasync: Option<MetaSync>,
+}
+
+fn ha_config(cfg: &BrokerConfig) -> HaConfig {
+    HaConfig {
+        transfer_batch_size: cfg.ha_transfer_batch_size,
+        heartbeat_interval: cfg.ha_send_heartbeat_interval,
+        housekeeping_interval: cfg.ha_housekeeping_interval,
+        auth_token: cfg.ha_auth_token.as_ref().map(|s| s.0.clone()),
+        cluster_name: Some(cfg.broker_cluster_name.clone()),
+        broker_name: Some(cfg.broker_name.clone()),
+        ..HaConfig::default()
+    }
+}
+
+fn resolve(what: &str, addr: &str) -> Result<SocketAddr, ServeError> {
+    addr.to_socket_addrs()
+        .ok()
+        .and_then(|mut a| a.next())
+        .ok_or_else(|| {
+            ServeError::Bind(std::io::Error::new(
+                std::io::ErrorKind::InvalidInput,
+                format!("{what} {addr:?} is not a host:port"),
+            ))
+        })
+}
+
+impl Node {
+    pub fn start(mut cfg: BrokerConfig) -> Result<Node, ServeError> {
+        let listeners = server::bind(&mut cfg).map_err(ServeError::Bind)?;
+        let ha = ha_config(&cfg);
+        let role = cfg.broker_role;
+        let broker = Broker::open(cfg).map_err(ServeError::Store)?;
+        let cfg = &broker.cfg;
+        let (mut master, mut sync, mut slave, mut metasync) = (None, None, None, None);
+        match role {
+            BrokerRole::AsyncMaster | BrokerRole::SyncMaster => {
+                let listen = SocketAddr::new(cfg.broker_ip, cfg.ha_listen_port);
+                let m =
+                    HaMaster::start(broker.store.clone(), listen, ha).map_err(ServeError::Bind)?;
+                if role == BrokerRole::SyncMaster {
+                    if cfg.in_sync_replicas > 2 {
+                        tracing::warn!(
+                            in_sync_replicas = cfg.in_sync_replicas,
+                            "only one slave ack is awaited for now (inSyncReplicas=2)"
+                        );
+                    }
+                    if cfg.in_sync_replicas >= 2 {
+                        let r = SyncReplication::start(
+                            m.slaves().clone(),
+                            broker.store.clone(),
+                            cfg.ha_max_gap_not_in_sync,
+                        );
+                        broker.set_replication(r.clone());
+                        sync = Some(r);
+                    }
+                    if cfg.ha_auth_token.is_none() {
+                        tracing::warn!("SYNC_MASTER without haAuthToken: any client reaching the HA port can report offsets");
+                    }
+                }
+                tracing::info!(ha = %m.local_addr(), role = role.name(), "HA master listening");
+                master = Some(m);
+            }
+            BrokerRole::Slave => {
+                let ha_master = cfg.ha_master_address.clone().unwrap_or_default();
+                let addr = resolve("haMasterAddress", &ha_master)?;
+                slave = Some(HaSlave::start(broker.store.clone(), addr, ha));
+                let remoting = cfg.master_remoting_address.clone().unwrap_or_else(|| {
+                    SocketAddr::new(addr.ip(), addr.port().saturating_sub(1)).to_string()
+                });
+                metasync = Some(MetaSync::start(
+                    broker.clone(),
+                    remoting,
+                    cfg.slave_sync_initial_delay,
+                    cfg.slave_sync_interval,
+                ));
+            }
+        }
+        let server = Server::start(broker, listeners).map_err(ServeError::Bind)?;
+        Ok(Node {
+            server,
+            master,
+            sync,
+            slave,
+            metasync,
+        })
+    }
+
+    pub fn addr(&self) -> SocketAddr {
+        self.server.local_addr()
+    }
+
+    /// The HA listening address (masters only).
+    pub fn ha_addr(&self) -> Option<SocketAddr> {
+        self.master.as_ref().map(|m| m.local_addr())
+    }
+
+    pub fn broker(&self) -> &Arc<Broker> {
+        self.server.broker()
+    }
+
+    pub fn master(&self) -> Option<&HaMaster> {
+        self.master.as_ref()
+    }
+
+    pub fn slave(&self) -> Option<&HaSlave> {
+        self.slave.as_ref()
+    }
+
+    pub fn metasync(&self) -> Option<&MetaSync> {
+        self.metasync.as_ref()
+    }
+
+    /// Stops serving, stops replication, shuts the store down cleanly.
+    pub fn shutdown(mut self) -> Result<(), ringmq_engine::Error> {
+        self.server.stop();
+        if let Some(m) = self.metasync.take() {
+            m.stop();
+        }
+        if let Some(s) = self.slave.take() {
+            s.stop();
+        }
+        if let Some(s) = self.sync.take() {
+            s.stop();
+        }
+        if let Some(m) = self.master.take() {
+            m.shutdown();
+        }
+        self.server.broker().shutdown()
+    }
+}

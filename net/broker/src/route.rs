@@ -1,0 +1,69 @@
+//! Which processor serves which request code, and the conventions they share: a
+//! processor gets the broker, the connection it was called on and the request, and
+//! returns the response (or a header error, answered with SYSTEM_ERROR naming the field).
+//! Oneway requests get no response, ever. Unknown codes get REQUEST_CODE_NOT_SUPPORTED.
+
+use std::sync::Arc;
+
+use super::conn::{header_error, ConnInfo};
+use super::{admin, clients, locks, offsets, pull, send_back, Broker};
+use ringmq_remoting::codes::{request_code as rq, response_code as rs};
+use ringmq_remoting::command::RemotingCommand;
+use ringmq_remoting::error::FrameError;
+
+/// Whether the connection loop should hand this request to `send` (batched per turn).
+pub fn is_send(code: i32) -> bool {
+    matches!(
+        code,
+        rq::SEND_MESSAGE | rq::SEND_MESSAGE_V2 | rq::SEND_BATCH_MESSAGE
+    )
+}
+
+/// Serves every request except sends. Returns None for oneway requests.
+pub async fn process(
+    b: &Arc<Broker>,
+    conn: &Arc<ConnInfo>,
+    req: RemotingCommand,
+) -> Option<RemotingCommand> {
+    let oneway = req.is_oneway();
+    let result = match req.code {
+        rq::PULL_MESSAGE | rq::LITE_PULL_MESSAGE => pull::process(b, &req).await,
+        rq::CONSUMER_SEND_MSG_BACK => send_back::consumer_send_msg_back(b, &req).await,
+        other => sync_process(b, conn, other, &req),
+    };
+    let response = result.unwrap_or_else(|e| header_error(&req, &e));
+    (!oneway).then_some(response)
+}
+
+fn sync_process(
+    b: &Broker,
+    conn: &ConnInfo,
+    code: i32,
+    req: &RemotingCommand,
+) -> Result<RemotingCommand, FrameError> {
+    match code {
+        rq::QUERY_CONSUMER_OFFSET => offsets::query_consumer_offset(b, req),
+        rq::UPDATE_CONSUMER_OFFSET => offsets::update_consumer_offset(b, req),
+        rq::GET_MAX_OFFSET => offsets::get_max_offset(b, req),
+        rq::GET_MIN_OFFSET => offsets::get_min_offset(b, req),
+        rq::SEARCH_OFFSET_BY_TIMESTAMP => offsets::search_offset_by_timestamp(b, req),
+        rq::HEART_BEAT => clients::heart_beat(b, conn, req),
+        rq::UNREGISTER_CLIENT => clients::unregister_client(b, conn, req),
+        rq::GET_CONSUMER_LIST_BY_GROUP => clients::get_consumer_list_by_group(b, req),
+        rq::LOCK_BATCH_MQ => locks::lock_batch_mq(b, req),
+        rq::UNLOCK_BATCH_MQ => locks::unlock_batch_mq(b, req),
+        rq::UPDATE_AND_CREATE_TOPIC => admin::update_and_create_topic(b, req),
+        rq::GET_ALL_TOPIC_CONFIG => admin::get_all_topic_config(b, req),
+        rq::GET_ROUTEINFO_BY_TOPIC => admin::get_route_info_by_topic(b, req),
+        rq::GET_BROKER_CLUSTER_INFO => admin::get_broker_cluster_info(b, req),
+        rq::GET_BROKER_RUNTIME_INFO => admin::get_broker_runtime_info(b, req),
+        rq::GET_ALL_CONSUMER_OFFSET => admin::get_all_consumer_offset(b, req),
+        rq::GET_ALL_DELAY_OFFSET => admin::get_all_delay_offset(b, req),
+        rq::GET_ALL_SUBSCRIPTIONGROUP_CONFIG => admin::get_all_subscription_group_config(b, req),
+        other => Ok(RemotingCommand::response_to(
+            req,
+            rs::REQUEST_CODE_NOT_SUPPORTED,
+            Some(format!(" request type {other} not supported")),
+        )),
+    }
+}

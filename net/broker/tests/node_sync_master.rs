@@ -1,0 +1,205 @@
+//! SYNC_MASTER through real broker nodes on 127.0.0.1: no slave answers
+//! SLAVE_NOT_AVAILABLE at once; with a slave a send is answered once the slave holds it;
+//! a slave that stops reading (a proxy that stalls) gives FLUSH_SLAVE_TIMEOUT within the
+//! timeout plus a small margin, and sends recover once it resumes. Metadata sync carries a
+//! new topic, a committed offset and a subscription group to the slave.
+
+use std::io::{Read, Write};
+use std::net::{SocketAddr, TcpListener, TcpStream};
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+
+use ringmq_broker::Node;
+use ringmq_broker::{BrokerConfig, BrokerRole};
+use ringmq_client::{Message, MessageQueue, Producer, PullConsumer, SendStatus};
+
+fn config(dir: &std::path::Path, role: BrokerRole) -> BrokerConfig {
+    BrokerConfig {
+        store_path_root_dir: dir.to_path_buf(),
+        listen_port: 0,
+        ha_listen_port: 0,
+        pin_threads: false,
+        broker_role: role,
+        broker_id: if role == BrokerRole::Slave { 1 } else { 0 },
+        in_sync_replicas: if role == BrokerRole::SyncMaster { 2 } else { 1 },
+        sync_flush_timeout: Duration::from_millis(800),
+        mapped_file_size_commit_log: 16 << 20,
+        tail_ring_bytes: 32 << 20,
+        ..Default::default()
+    }
+}
+
+fn slave_of(dir: &std::path::Path, master: &Node, ha_addr: SocketAddr) -> Node {
+    let mut cfg = config(dir, BrokerRole::Slave);
+    cfg.ha_master_address = Some(ha_addr.to_string());
+    cfg.master_remoting_address = Some(master.addr().to_string());
+    cfg.slave_sync_initial_delay = Duration::from_millis(100);
+    cfg.slave_sync_interval = Duration::from_millis(300);
+    Node::start(cfg).expect("slave starts")
+}
+
+fn wait_until(what: &str, timeout: Duration, mut f: impl FnMut() -> bool) {
+    let deadline = Instant::now() + timeout;
+    while !f() {
+        assert!(Instant::now() < deadline, "timed out waiting for {what}");
+        std::thread::sleep(Duration::from_millis(20));
+    }
+}
+
+/// A TCP proxy that forwards both ways until paused.
+struct Proxy {
+    addr: SocketAddr,
+    paused: Arc<AtomicBool>,
+}
+
+impl Proxy {
+    fn start(target: SocketAddr) -> Proxy {
+        let listener = TcpListener::bind("127.0.0.1:0").unwrap();
+        let addr = listener.local_addr().unwrap();
+        let paused = Arc::new(AtomicBool::new(false));
+        let p = paused.clone();
+        std::thread::spawn(move || {
+            for client in listener.incoming() {
+                let Ok(client) = client else { break };
+                let Ok(server) = TcpStream::connect(target) else {
+                    continue;
+                };
+                for (mut from, mut to) in [
+                    (client.try_clone().unwrap(), server.try_clone().unwrap()),
+                    (server, client),
+                ] {
+                    let paused = p.clone();
+                    std::thread::spawn(move || {
+                        let mut buf = [0u8; 16 * 1024];
+                        loop {
+                            while paused.load(Ordering::Acquire) {
+                                std::thread::sleep(Duration::from_millis(5));
+                            }
+                            match from.read(&mut buf) {
+                                Ok(0) | Err(_) => break,
+                                Ok(n) => {
+                                    // Bytes read just as the pause began are held too.
+                                    while paused.load(Ordering::Acquire) {
+                                        std::thread::sleep(Duration::from_millis(5));
+                                    }
+                                    if to.write_all(&buf[..n]).is_err() {
+                                        break;
+                                    }
+                                }
+                            }
+                        }
+                        let _ = to.shutdown(std::net::Shutdown::Both);
+                    });
+                }
+            }
+        });
+        Proxy { addr, paused }
+    }
+}
+
+#[test]
+fn sync_master_without_a_slave_answers_slave_not_available() {
+    let dir = tempfile::tempdir().unwrap();
+    let master = Node::start(config(dir.path(), BrokerRole::SyncMaster)).unwrap();
+    let p = Producer::connect(&master.addr().to_string(), "pg").unwrap();
+    let started = Instant::now();
+    let r = p
+        .send_to(&MessageQueue::new("T", "broker-a", 0), Message::new("x"))
+        .unwrap();
+    assert_eq!(r.status, SendStatus::SlaveNotAvailable);
+    assert!(
+        started.elapsed() < Duration::from_millis(500),
+        "answered at once, not after the timeout"
+    );
+    master.shutdown().unwrap();
+}
+
+#[test]
+fn sync_master_waits_for_the_slave_and_times_out_when_it_stalls() {
+    let dir = tempfile::tempdir().unwrap();
+    let master = Node::start(config(&dir.path().join("m"), BrokerRole::SyncMaster)).unwrap();
+    let proxy = Proxy::start(master.ha_addr().unwrap());
+    let slave = slave_of(&dir.path().join("s"), &master, proxy.addr);
+    wait_until("slave connected", Duration::from_secs(10), || {
+        master.master().unwrap().slaves().connected_slaves() == 1
+            && slave.slave().unwrap().acked_offset() >= 0
+    });
+    let p = Producer::connect(&master.addr().to_string(), "pg").unwrap();
+    let mq = MessageQueue::new("Sync", "broker-a", 0);
+    for n in 0..50 {
+        let r = p.send_to(&mq, Message::new(format!("m{n}"))).unwrap();
+        assert_eq!(r.status, SendStatus::SendOk);
+        // Answered only once the slave acked it.
+        let end = master.broker().store.commitlog().max_offset();
+        assert!(
+            master.master().unwrap().slaves().acked_high() >= end,
+            "send {n} answered before the slave acked it"
+        );
+    }
+    let end = master.broker().store.commitlog().max_offset();
+    assert!(
+        slave.slave().unwrap().acked_offset() >= end,
+        "the slave acked every answered send"
+    );
+
+    // The slave stops reading: FLUSH_SLAVE_TIMEOUT after syncFlushTimeout (800 ms).
+    proxy.paused.store(true, Ordering::Release);
+    let started = Instant::now();
+    let r = p.send_to(&mq, Message::new("stalled")).unwrap();
+    let waited = started.elapsed();
+    assert_eq!(r.status, SendStatus::FlushSlaveTimeout);
+    assert!(
+        waited >= Duration::from_millis(750) && waited < Duration::from_millis(1500),
+        "answered after {waited:?}"
+    );
+
+    // It resumes: sends are acknowledged again, and the slave holds everything.
+    proxy.paused.store(false, Ordering::Release);
+    let r = p.send_to(&mq, Message::new("after")).unwrap();
+    assert_eq!(r.status, SendStatus::SendOk);
+    let end = master.broker().store.commitlog().max_offset();
+    wait_until("slave caught up", Duration::from_secs(10), || {
+        slave.broker().store.commitlog().max_offset() == end
+    });
+    let mut a = vec![0u8; end as usize];
+    let mut b = vec![0u8; end as usize];
+    master.broker().store.commitlog().read(0, &mut a).unwrap();
+    slave.broker().store.commitlog().read(0, &mut b).unwrap();
+    assert!(a == b, "slave log is byte-identical");
+    slave.shutdown().unwrap();
+    master.shutdown().unwrap();
+}
+
+#[test]
+fn metadata_sync_carries_topics_offsets_and_groups() {
+    let dir = tempfile::tempdir().unwrap();
+    let master = Node::start(config(&dir.path().join("m"), BrokerRole::AsyncMaster)).unwrap();
+    let addr = master.addr().to_string();
+    let p = Producer::connect(&addr, "pg").unwrap();
+    let mq = MessageQueue::new("SyncedTopic", "broker-a", 1);
+    p.send_to(&mq, Message::new("hello")).unwrap();
+    let c = PullConsumer::connect(&addr, "synced_group").unwrap();
+    c.pull(&mq, 0, 1, None).unwrap();
+    c.update_offset("synced_group", &mq, 1).unwrap();
+    let slave = slave_of(&dir.path().join("s"), &master, master.ha_addr().unwrap());
+    wait_until("metadata synced", Duration::from_secs(10), || {
+        slave.metasync().unwrap().rounds() >= 1
+    });
+    let sb = slave.broker();
+    assert!(sb.topics.get("SyncedTopic").is_some(), "topic synced");
+    assert_eq!(
+        sb.consumer_offsets.query("synced_group", "SyncedTopic", 1),
+        Some(1),
+        "offset synced"
+    );
+    assert!(
+        sb.subscription_groups.get("synced_group").is_some(),
+        "group synced"
+    );
+    // Persisted on the slave.
+    let topics = std::fs::read_to_string(dir.path().join("s/config/topics.json")).unwrap();
+    assert!(topics.contains("SyncedTopic"));
+    slave.shutdown().unwrap();
+    master.shutdown().unwrap();
+}
