@@ -7,9 +7,12 @@
 //! | `auth` | the `haAuthToken` handshake that opens a connection when a token is set | master reader, slave session |
 //! | `protocol` | the two HA frames: encoders, streaming decoders | master reader, slave session |
 //! | `slave_table` | [`SlaveTable`]: connected slaves, acked offsets, ack waiters | master readers write; any thread waits |
-//! | `transfer` | [`TransferPath`]: CommitLog range -> socket; which path a sender uses | master senders |
-//! | `zerocopy` | [`SplicePath`]: segment file -> pipe -> socket through io_uring, for bytes below the tail ring | master senders |
-//! | `send_zc` | [`SendZcPath`] (the default): IORING_OP_SEND_ZC from the pinned tail ring for the hot tail, [`SplicePath`] below it | master senders |
+//! | `transfer` | the folder below: its map and re-exports | - |
+//! | `transfer::path` | [`TransferPath`]: CommitLog range -> socket; `PathKind`, the per-kind counters and accounting every path books into | master senders |
+//! | `transfer::copy` | [`CopyPath`]: read into a buffer, write | master senders |
+//! | `transfer::splice` | [`SplicePath`]: segment file -> pipe -> socket through io_uring, for bytes below the tail ring | master senders |
+//! | `transfer::send_zc` | [`SendZcPath`] (the default): IORING_OP_SEND_ZC from the pinned tail ring for the hot tail, [`SplicePath`] below it | master senders |
+//! | `transfer::select` | `sender_path`: which path a new sender uses (`RINGMQ_HA_TRANSFER`), and its fallbacks | master senders |
 //! | `master` | [`HaMaster`]: accept, per-slave reader and sender threads | `ringmq-ha-*` threads |
 //! | `sync_master` | [`SyncReplication`]: SYNC_MASTER sends wait for a slave ack | sweeper thread |
 //! | `metasync` | [`MetaSync`]: a slave copies the master's topics, offsets, groups | `ringmq-metasync` |
@@ -25,12 +28,10 @@ pub mod master;
 pub mod metasync;
 pub mod node;
 pub mod protocol;
-pub mod send_zc;
 pub mod slave;
 pub mod slave_table;
 pub mod sync_master;
 pub mod transfer;
-pub mod zerocopy;
 
 pub use auth::AuthError;
 pub use config::{EmptySlaveStart, HaConfig};
@@ -38,9 +39,7 @@ pub use master::{decide_start, HaMaster, StartDecision};
 pub use metasync::MetaSync;
 pub use node::Node;
 pub use protocol::{FrameDecoder, ProtocolError, ReportDecoder, TransferFrame};
-pub use send_zc::SendZcPath;
 pub use slave::HaSlave;
 pub use slave_table::{SlaveInfo, SlaveTable};
 pub use sync_master::SyncReplication;
-pub use transfer::{CopyPath, TransferPath};
-pub use zerocopy::SplicePath;
+pub use transfer::{CopyPath, SendZcPath, SplicePath, TransferPath};

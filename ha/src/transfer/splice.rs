@@ -1,5 +1,7 @@
-//! The zero-copy transfer path: CommitLog bytes go from a segment file's page cache to
-//! a slave's socket without passing through user space (segment file -> pipe -> socket).
+//! The splice transfer path ([`SplicePath`]): CommitLog bytes go from a segment file's
+//! page cache to a slave's socket without passing through user space (segment file ->
+//! pipe -> socket). Runs on each slave's sender thread (`master`); io_uring runs the
+//! splices themselves in that thread's io-wq workers.
 //!
 //! Frames are queued and sent in flushes. A frame is held back only while the log has
 //! more written bytes right after it (the sender calls again at once: its loop streams
@@ -30,7 +32,7 @@
 //! in whole pages the writer never writes again, so the page cache cannot meet an
 //! O_DIRECT write in flight. Frames reaching above it (the hot tail) go out by copy from
 //! the ring ([`CopyPath`]) on this path; the send_zc path
-//! ([`SendZcPath`](crate::send_zc::SendZcPath)) sends them without a copy and uses this
+//! ([`SendZcPath`](super::send_zc::SendZcPath)) sends them without a copy and uses this
 //! path for everything older.
 //!
 //! The pipe is O_NONBLOCK: a full pipe answers EAGAIN instead of blocking a splice into
@@ -50,8 +52,9 @@ use io_uring::{opcode, squeue, types, IoUring, Probe};
 use ringmq_engine::commitlog::segment::SegmentFile;
 use ringmq_engine::commitlog::{CommitLog, Level};
 
+use super::copy::CopyPath;
+use super::path::{Accounting, PathKind, TransferPath};
 use crate::protocol::{encode_transfer_header, TRANSFER_HEADER_SIZE};
-use crate::transfer::{Accounting, CopyPath, PathKind, TransferPath};
 
 const HDR: usize = TRANSFER_HEADER_SIZE;
 const PAGE: usize = 4096;

@@ -41,7 +41,7 @@
 //! timeout, one the master shut down, and any error with sends outstanding.
 //!
 //! With IORING_SEND_ZC_REPORT_USAGE (probed once per process) each notification says
-//! whether the kernel had to copy the bytes after all; [`path_stats`](crate::transfer::path_stats)
+//! whether the kernel had to copy the bytes after all; [`path_stats`](super::path::path_stats)
 //! counts both. Over loopback it always copies at delivery: the receiving socket cannot
 //! keep the sender's pages. Everything runs on the sender thread (inline, or in its
 //! io_uring task work), so `sender_cpu_ns` covers it.
@@ -56,8 +56,9 @@ use std::time::{Duration, Instant};
 use io_uring::{cqueue, opcode, squeue, types, IoUring, Probe};
 use ringmq_engine::commitlog::{CommitLog, Level, TailBuffer, TailPin};
 
+use super::path::{count_zc_notifs, Accounting, Moved, PathKind, TransferPath};
+use super::splice::SplicePath;
 use crate::protocol::{encode_transfer_header, TRANSFER_HEADER_SIZE};
-use crate::transfer::{count_zc_notifs, Accounting, Moved, PathKind, SplicePath, TransferPath};
 
 const HDR: usize = TRANSFER_HEADER_SIZE;
 /// Smallest frame sent with send_zc; smaller ones are copied from the ring and written.
