@@ -18,11 +18,12 @@
 //! | `copy` | [`CopyPath`] |
 //! | `splice` | [`SplicePath`] |
 //! | `send_zc` | [`SendZcPath`] |
+//! | `uring` | the one place an HA io_uring is built (preferred flags, fallback, feature and opcode checks) |
 //! | `select` | [`sender_path`]: which path a new sender uses (`RINGMQ_HA_TRANSFER`, [`set_default_path`]) and its fallbacks |
 //!
-//! Imports run one way: `path` imports no sibling; `copy` imports `path`; `splice`
-//! imports `path`, `copy`; `send_zc` imports `path`, `splice`; `select` imports the
-//! paths. This file only re-exports; no sibling imports it.
+//! Imports run one way: `path` and `uring` import no sibling; `copy` imports `path`;
+//! `splice` imports `path`, `copy`, `uring`; `send_zc` imports `path`, `splice`, `uring`;
+//! `select` imports the paths. This file only re-exports; no sibling imports it.
 //!
 //! [`CommitLog::cold_end`]: ringmq_engine::commitlog::CommitLog::cold_end
 
@@ -31,6 +32,7 @@ pub mod path;
 pub mod select;
 pub mod send_zc;
 pub mod splice;
+mod uring;
 
 pub use copy::CopyPath;
 pub use path::{path_stats, set_cpu_accounting, thread_cpu_ns, PathKind, PathStats, TransferPath};

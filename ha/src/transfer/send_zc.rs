@@ -53,11 +53,12 @@ use std::os::fd::{AsFd, AsRawFd, OwnedFd, RawFd};
 use std::sync::{Arc, OnceLock};
 use std::time::{Duration, Instant};
 
-use io_uring::{cqueue, opcode, squeue, types, IoUring, Probe};
+use io_uring::{cqueue, opcode, squeue, types, IoUring};
 use ringmq_engine::commitlog::{CommitLog, Level, TailBuffer, TailPin};
 
 use super::path::{count_zc_notifs, Accounting, Moved, PathKind, TransferPath};
 use super::splice::SplicePath;
+use super::uring::{self, RingSpec};
 use crate::protocol::{encode_transfer_header, TRANSFER_HEADER_SIZE};
 
 const HDR: usize = TRANSFER_HEADER_SIZE;
@@ -218,7 +219,7 @@ impl SendZcPath {
             Ok(s) => s.report_usage,
             Err(why) => return Err(io::Error::new(io::ErrorKind::Unsupported, why.clone())),
         };
-        let ring = uring()?;
+        let ring = uring(&[])?;
         let splice = SplicePath::new(batch_size, false)?;
         if !splice.uses_io_uring() {
             return Err(io::Error::new(
@@ -971,40 +972,26 @@ fn op_error(what: &str, res: i32) -> io::Error {
 /// A ring for rounds: linked sends with CQE skipping and timed waits. Cooperative task
 /// work where the kernel has it: completions that arrive while the sender sleeps
 /// (notifications, mostly) neither interrupt nor wake it; they are run at its next
-/// syscall, or by `reap` when the ring flags them (IORING_SQ_TASKRUN).
-fn uring() -> io::Result<IoUring> {
-    let ring = IoUring::builder()
-        .setup_cqsize(CQ_ENTRIES)
-        .setup_coop_taskrun()
-        .setup_taskrun_flag()
-        .build(RING_ENTRIES)
-        .or_else(|_| {
-            IoUring::builder()
-                .setup_cqsize(CQ_ENTRIES)
-                .build(RING_ENTRIES)
-        })?;
-    if !ring.params().is_feature_skip_cqe_on_success() || !ring.params().is_feature_ext_arg() {
-        return Err(io::Error::new(
-            io::ErrorKind::Unsupported,
-            "the kernel's io_uring lacks IOSQE_CQE_SKIP_SUCCESS or timed waits",
-        ));
-    }
-    Ok(ring)
+/// syscall, or by `reap` when the ring flags them (IORING_SQ_TASKRUN). With `opcodes`,
+/// the kernel must support them too.
+fn uring(opcodes: &'static [(u8, &'static str)]) -> io::Result<IoUring> {
+    uring::build(&RingSpec {
+        entries: RING_ENTRIES,
+        cq_entries: Some(CQ_ENTRIES),
+        coop_taskrun: true,
+        timed_waits: true,
+        opcodes,
+    })
 }
 
 /// Whether IORING_OP_SEND_ZC exists, and whether it takes IORING_SEND_ZC_REPORT_USAGE:
 /// a SEND_ZC with that flag on a Unix socket pair fails with EOPNOTSUPP (Unix sockets do
 /// no zero-copy) if the flag is known, EINVAL if not.
 fn probe() -> io::Result<Support> {
-    let mut ring = uring()?;
-    let mut probe = Probe::new();
-    ring.submitter().register_probe(&mut probe)?;
-    if !probe.is_supported(opcode::SendZc::CODE) || !probe.is_supported(opcode::Send::CODE) {
-        return Err(io::Error::new(
-            io::ErrorKind::Unsupported,
-            "the kernel's io_uring lacks IORING_OP_SEND_ZC",
-        ));
-    }
+    let mut ring = uring(&[
+        (opcode::SendZc::CODE, "IORING_OP_SEND_ZC"),
+        (opcode::Send::CODE, "IORING_OP_SEND"),
+    ])?;
     let mut fds = [0 as libc::c_int; 2];
     // SAFETY: `fds` is a live array of two ints the kernel fills.
     if unsafe {

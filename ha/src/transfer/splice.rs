@@ -48,12 +48,13 @@ use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
-use io_uring::{opcode, squeue, types, IoUring, Probe};
+use io_uring::{opcode, squeue, types, IoUring};
 use ringmq_engine::commitlog::segment::SegmentFile;
 use ringmq_engine::commitlog::{CommitLog, Level};
 
 use super::copy::CopyPath;
 use super::path::{Accounting, PathKind, TransferPath};
+use super::uring::{self, RingSpec};
 use crate::protocol::{encode_transfer_header, TRANSFER_HEADER_SIZE};
 
 const HDR: usize = TRANSFER_HEADER_SIZE;
@@ -578,22 +579,16 @@ fn spanned_pages(off: u64, len: usize) -> usize {
 
 /// A ring on which linked IORING_OP_SPLICE with CQE skipping works.
 fn uring() -> io::Result<IoUring> {
-    let ring = IoUring::new(RING_ENTRIES)?;
-    if !ring.params().is_feature_skip_cqe_on_success() {
-        return Err(io::Error::new(
-            io::ErrorKind::Unsupported,
-            "the kernel's io_uring lacks IOSQE_CQE_SKIP_SUCCESS",
-        ));
-    }
-    let mut probe = Probe::new();
-    ring.submitter().register_probe(&mut probe)?;
-    if !probe.is_supported(opcode::Splice::CODE) || !probe.is_supported(opcode::Write::CODE) {
-        return Err(io::Error::new(
-            io::ErrorKind::Unsupported,
-            "the kernel's io_uring lacks IORING_OP_SPLICE",
-        ));
-    }
-    Ok(ring)
+    uring::build(&RingSpec {
+        entries: RING_ENTRIES,
+        cq_entries: None,
+        coop_taskrun: false,
+        timed_waits: false,
+        opcodes: &[
+            (opcode::Splice::CODE, "IORING_OP_SPLICE"),
+            (opcode::Write::CODE, "IORING_OP_WRITE"),
+        ],
+    })
 }
 
 /// A non-blocking, close-on-exec pipe: (read end, write end).
