@@ -11,7 +11,9 @@
 //! | `transfer::path` | [`TransferPath`]: CommitLog range -> socket; `PathKind`, the per-kind counters and accounting every path books into | master senders |
 //! | `transfer::copy` | [`CopyPath`]: read into a buffer, write | master senders |
 //! | `transfer::splice` | [`SplicePath`]: segment file -> pipe -> socket through io_uring, for bytes below the tail ring | master senders |
-//! | `transfer::send_zc` | [`SendZcPath`] (the default): IORING_OP_SEND_ZC from the pinned tail ring for the hot tail, [`SplicePath`] below it | master senders |
+//! | `transfer::send_zc` | [`SendZcPath`] (the default): IORING_OP_SEND_ZC from the pinned tail ring for the hot tail, [`SplicePath`] below it; its io_uring submissions, completions, notifications | master senders |
+//! | `transfer::send_zc_state` | the send_zc rounds and the sends awaiting notification with their tail pins: bookkeeping without I/O | master senders |
+//! | `transfer::uring` | the one io_uring builder of the splice and send_zc paths: preferred flags, fallback, feature and opcode checks | master senders |
 //! | `transfer::select` | `sender_path`: which path a new sender uses (`RINGMQ_HA_TRANSFER`), and its fallbacks | master senders |
 //! | `master` | [`HaMaster`]: accept, per-slave reader and sender threads | `ringmq-ha-*` threads |
 //! | `sync_master` | [`SyncReplication`]: SYNC_MASTER sends wait for a slave ack | sweeper thread |
