@@ -6,7 +6,7 @@
 //! SEND_ZCs, waiting, reaping results and notifications), the tail ring's buffer
 //! registration, the once-per-process send_zc probe, and the socket abort. What a round
 //! asks for, when it is done, where it leaves the cursor and which pins may go is decided
-//! in [`send_zc_state`](super::send_zc_state), which does no I/O. Everything runs on the
+//! in `send_zc_state` (the sibling module), which does no I/O. Everything runs on the
 //! slave's sender thread that created the path (`master`), inline or in its io_uring
 //! task work.
 //!
