@@ -7,9 +7,14 @@
 //! | `auth` | the `haAuthToken` handshake that opens a connection when a token is set | master reader, slave session |
 //! | `protocol` | the two HA frames: encoders, streaming decoders | master reader, slave session |
 //! | `slave_table` | [`SlaveTable`]: connected slaves, acked offsets, ack waiters | master readers write; any thread waits |
-//! | `transfer` | [`TransferPath`]: CommitLog range -> socket; which path a sender uses | master senders |
-//! | `zerocopy` | [`SplicePath`]: segment file -> pipe -> socket through io_uring, for bytes below the tail ring | master senders |
-//! | `send_zc` | [`SendZcPath`] (the default): IORING_OP_SEND_ZC from the pinned tail ring for the hot tail, [`SplicePath`] below it | master senders |
+//! | `transfer` | the folder below: its map and re-exports | - |
+//! | `transfer::path` | [`TransferPath`]: CommitLog range -> socket; `PathKind`, the per-kind counters and accounting every path books into | master senders |
+//! | `transfer::copy` | [`CopyPath`]: read into a buffer, write | master senders |
+//! | `transfer::splice` | [`SplicePath`]: segment file -> pipe -> socket through io_uring, for bytes below the tail ring | master senders |
+//! | `transfer::send_zc` | [`SendZcPath`] (the default): IORING_OP_SEND_ZC from the pinned tail ring for the hot tail, [`SplicePath`] below it; its io_uring submissions, completions, notifications | master senders |
+//! | `transfer::send_zc_state` | the send_zc rounds and the sends awaiting notification with their tail pins: bookkeeping without I/O | master senders |
+//! | `transfer::uring` | the one io_uring builder of the splice and send_zc paths: preferred flags, fallback, feature and opcode checks | master senders |
+//! | `transfer::select` | `sender_path`: which path a new sender uses (`RINGMQ_HA_TRANSFER`), and its fallbacks | master senders |
 //! | `master` | [`HaMaster`]: accept, per-slave reader and sender threads | `ringmq-ha-*` threads |
 //! | `sync_master` | [`Replication`], [`SyncReplication`]: SYNC_MASTER sends wait for a slave ack | sweeper thread |
 //! | `slave` | [`HaSlave`]: connect, receive, append with `put_raw`, report | `ringmq-ha-slave` |
@@ -21,20 +26,16 @@ pub mod auth;
 pub mod config;
 pub mod master;
 pub mod protocol;
-pub mod send_zc;
 pub mod slave;
 pub mod slave_table;
 pub mod sync_master;
 pub mod transfer;
-pub mod zerocopy;
 
 pub use auth::AuthError;
 pub use config::{EmptySlaveStart, HaConfig};
 pub use master::{decide_start, HaMaster, StartDecision};
 pub use protocol::{FrameDecoder, ProtocolError, ReportDecoder, TransferFrame};
-pub use send_zc::SendZcPath;
 pub use slave::HaSlave;
 pub use slave_table::{SlaveInfo, SlaveTable};
 pub use sync_master::{ReplicaOutcome, Replication, SyncReplication};
-pub use transfer::{CopyPath, TransferPath};
-pub use zerocopy::SplicePath;
+pub use transfer::{CopyPath, SendZcPath, SplicePath, TransferPath};

@@ -35,8 +35,10 @@ pub enum StartDecision {
     /// Stream from this offset.
     At(i64),
     /// The slave's log is longer than the master's, so its tail past `master_end` is not
-    /// the master's. Until truncation exists, streaming starts at `master_end` (which the
-    /// slave refuses as a discontinuity until an operator intervenes).
+    /// the master's (the master lost an unflushed tail). Streaming starts at `master_end`;
+    /// the slave, seeing a first frame below its own end, truncates its CommitLog to that
+    /// offset (`MessageStore::truncate_log`, which also cuts its ConsumeQueues) and
+    /// follows from there (see `slave`).
     Diverged { slave_end: i64, master_end: i64 },
     /// The slave needs bytes the master no longer stores.
     Behind { slave_end: i64, master_min: i64 },
@@ -399,14 +401,15 @@ fn stream_log(
             slave_end,
             master_end,
         } => {
-            // Truncating the slave's extra tail comes in a later step; it hooks in here.
+            // The slave cuts its extra tail itself when the first frame (the heartbeat
+            // below, at `master_end`) starts below its end.
             tracing::error!(
                 slave = %conn.peer,
                 slave_end,
                 master_end,
                 "slave's CommitLog is longer than the master's: the logs have diverged; \
-                 streaming from the master's end (the slave will refuse it until its tail \
-                 past {master_end} is removed)"
+                 streaming from the master's end (the slave drops its tail past \
+                 {master_end} and follows)"
             );
             master_end
         }

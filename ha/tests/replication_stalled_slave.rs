@@ -15,7 +15,7 @@ use std::time::{Duration, Instant};
 use common::*;
 use ringmq_engine::commitlog::PutStatus;
 use ringmq_ha::protocol::encode_report;
-use ringmq_ha::send_zc::ZC_MIN_BYTES;
+use ringmq_ha::transfer::send_zc::ZC_MIN_BYTES;
 use ringmq_ha::transfer::{path_stats, set_default_path, PathKind};
 use ringmq_ha::HaMaster;
 

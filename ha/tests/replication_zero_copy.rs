@@ -262,7 +262,7 @@ fn a_closed_peer_ends_the_stream_with_an_error() {
     }
     // send_zc: hot frames (the tail ring) over and over to a peer that goes away.
     let hot = frames(cold, log.max_offset(), BATCH);
-    let mut path = SendZcPath::new(BATCH).unwrap();
+    let mut path = SendZcPath::new(BATCH).expect("send_zc is available here");
     let (mut tx, mut rx) = socket_pair();
     tx.set_write_timeout(Some(Duration::from_secs(10))).unwrap();
     let closer = std::thread::spawn(move || {

@@ -1,38 +1,24 @@
-//! How CommitLog bytes get onto a slave's socket. Runs on each slave's sender thread
-//! (`master`).
+//! What every transfer path shares: the [`TransferPath`] trait a sender drives, the
+//! [`PathKind`] names, and the per-kind counters ([`path_stats`]) each path books its
+//! frames, bytes, send_zc notifications and (with [`set_cpu_accounting`]) sender CPU time
+//! into. The paths ([`CopyPath`](super::copy::CopyPath),
+//! [`SplicePath`](super::splice::SplicePath), [`SendZcPath`](super::send_zc::SendZcPath))
+//! each import this module; it imports none of them. Runs on each slave's sender thread
+//! (`master`); the counters are process-wide atomics that any thread may read.
 //!
-//! | path | [`PathKind`] | moves bytes by |
-//! | --- | --- | --- |
-//! | [`SendZcPath`](crate::send_zc::SendZcPath) | `SendZc` | the hot tail: IORING_OP_SEND_ZC from the pinned tail ring (a registered buffer); older bytes as `Splice` |
-//! | [`CopyPath`] | `Copy` | `CommitLog::read` into a user-space buffer, one `write_all` of header and body |
-//! | [`SplicePath`](crate::zerocopy::SplicePath) | `Splice` | IORING_OP_SPLICE: segment file -> pipe -> socket, no user-space copy |
-//! | [`SplicePath`](crate::zerocopy::SplicePath) | `SpliceSyscall` | the same with plain splice(2) (the fallback when io_uring splice is unavailable) |
-//!
-//! The splice paths splice only bytes below [`CommitLog::cold_end`] (out of the tail ring,
-//! whole pages the writer never rewrites) and copy the hot tail from the ring; the
-//! send_zc path sends the hot tail without a copy and splices the rest.
-//!
-//! [`sender_path`] builds the path a new sender uses: [`default_path`], which is
-//! [`PathKind::SendZc`] unless [`set_default_path`] or `RINGMQ_HA_TRANSFER`
-//! (`zc`, `copy`, `splice`, `splice-syscall`) says otherwise; where IORING_OP_SEND_ZC is
-//! unavailable, `SendZc` falls back to `Splice` (probed once per process). Per-kind
-//! counters ([`path_stats`]) record frames and bytes, send_zc notifications, and, when
-//! [`set_cpu_accounting`] is on, the sender threads' CPU time spent in `send_data` and
-//! [`TransferPath::idle`] (CLOCK_THREAD_CPUTIME_ID around each call). io_uring runs
-//! splices in its io-wq worker threads (`iou-wrk-<sender tid>`), whose CPU time is not in
-//! that figure: `ha-bench` adds it (send_zc runs on the sender thread itself, inline or
-//! in its task work).
+//! CPU time is the sender threads' (CLOCK_THREAD_CPUTIME_ID around `send_data` and
+//! [`TransferPath::idle`]). io_uring runs splices in its io-wq worker threads
+//! (`iou-wrk-<sender tid>`), whose CPU time is not in that figure: `ha-bench` adds it
+//! (send_zc runs on the sender thread itself, inline or in its task work).
 
 use std::io::{self, Write};
 use std::net::TcpStream;
-use std::sync::atomic::{AtomicBool, AtomicU64, AtomicU8, Ordering};
+use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 use std::time::Duration;
 
 use ringmq_engine::commitlog::CommitLog;
 
-use crate::protocol::{encode_transfer_header, TRANSFER_HEADER_SIZE};
-pub use crate::send_zc::SendZcPath;
-pub use crate::zerocopy::SplicePath;
+use crate::protocol::encode_transfer_header;
 
 /// Sends transfer frames (spec 7.3) for CommitLog ranges. The caller guarantees that
 /// `[phys, phys + len)` lies in one segment, below the log's written end, and that `len`
@@ -90,13 +76,13 @@ impl<T: TransferPath + ?Sized> TransferPath for Box<T> {
 /// Which transfer path a sender uses.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
 pub enum PathKind {
-    /// [`CopyPath`]: read() + write().
+    /// [`CopyPath`](super::copy::CopyPath): read() + write().
     Copy,
-    /// [`SplicePath`] through io_uring (IORING_OP_SPLICE).
+    /// [`SplicePath`](super::splice::SplicePath) through io_uring (IORING_OP_SPLICE).
     Splice,
-    /// [`SplicePath`] through plain splice(2) calls on the sender thread.
+    /// [`SplicePath`](super::splice::SplicePath) through plain splice(2) calls on the sender thread.
     SpliceSyscall,
-    /// [`SendZcPath`]: IORING_OP_SEND_ZC from the tail ring for the hot tail, io_uring
+    /// [`SendZcPath`](super::send_zc::SendZcPath): IORING_OP_SEND_ZC from the tail ring for the hot tail, io_uring
     /// splice below it.
     SendZc,
 }
@@ -132,62 +118,7 @@ impl PathKind {
     }
 }
 
-const KIND_UNSET: u8 = u8::MAX;
-static DEFAULT_KIND: AtomicU8 = AtomicU8::new(KIND_UNSET);
 static CPU_ACCOUNTING: AtomicBool = AtomicBool::new(false);
-
-/// Sets the path every sender started from now on uses.
-pub fn set_default_path(kind: PathKind) {
-    DEFAULT_KIND.store(kind as u8, Ordering::Release);
-}
-
-/// The path new senders use: the last [`set_default_path`], else `RINGMQ_HA_TRANSFER`,
-/// else [`PathKind::SendZc`].
-pub fn default_path() -> PathKind {
-    let k = DEFAULT_KIND.load(Ordering::Acquire);
-    if let Some(kind) = PathKind::ALL.iter().find(|p| **p as u8 == k) {
-        return *kind;
-    }
-    let kind = match std::env::var("RINGMQ_HA_TRANSFER") {
-        Ok(v) => PathKind::parse(&v).unwrap_or_else(|| {
-            tracing::warn!(value = %v, "RINGMQ_HA_TRANSFER: expected zc, copy, splice or splice-syscall; using zc");
-            PathKind::SendZc
-        }),
-        Err(_) => PathKind::SendZc,
-    };
-    let _ =
-        DEFAULT_KIND.compare_exchange(KIND_UNSET, kind as u8, Ordering::AcqRel, Ordering::Acquire);
-    kind
-}
-
-/// The transfer path for a new sender thread (call it on that thread: the io_uring
-/// paths' rings belong to their creator). A send_zc path that cannot be set up (no
-/// IORING_OP_SEND_ZC: logged once per process) falls back to the io_uring splice path; a
-/// splice path that cannot be set up (no pipe) logs why and falls back to copying.
-pub fn sender_path(batch_size: usize) -> Box<dyn TransferPath> {
-    let kind = default_path();
-    if kind == PathKind::Copy {
-        return Box::new(CopyPath::new(batch_size));
-    }
-    if kind == PathKind::SendZc {
-        match SendZcPath::new(batch_size) {
-            Ok(p) => return Box::new(p),
-            Err(e) => {
-                static LOGGED: AtomicBool = AtomicBool::new(false);
-                if !LOGGED.swap(true, Ordering::Relaxed) {
-                    tracing::warn!(error = %e, "cannot set up the send_zc transfer path; HA senders splice and copy instead");
-                }
-            }
-        }
-    }
-    match SplicePath::new(batch_size, kind == PathKind::SpliceSyscall) {
-        Ok(p) => Box::new(p),
-        Err(e) => {
-            tracing::warn!(error = %e, "cannot set up the splice transfer path; copying instead");
-            Box::new(CopyPath::new(batch_size))
-        }
-    }
-}
 
 /// Turns the per-call CPU clock reads of [`path_stats`] on or off (off by default: two
 /// clock_gettime syscalls per frame).
@@ -327,59 +258,5 @@ impl Accounting {
             c.cpu_ns
                 .fetch_add(thread_cpu_ns().saturating_sub(t0), Ordering::Relaxed);
         }
-    }
-}
-
-/// The copy path: log bytes are copied into a buffer, then written.
-pub struct CopyPath {
-    buf: Vec<u8>,
-}
-
-impl CopyPath {
-    pub fn new(batch_size: usize) -> Self {
-        CopyPath {
-            buf: Vec::with_capacity(TRANSFER_HEADER_SIZE + batch_size),
-        }
-    }
-
-    /// The bytes `[phys, phys + len)`, after their frame header if `header`, through
-    /// one user-space buffer, without accounting.
-    pub(crate) fn send_copy(
-        &mut self,
-        log: &CommitLog,
-        sock: &mut TcpStream,
-        phys: i64,
-        len: usize,
-        header: bool,
-    ) -> io::Result<()> {
-        self.buf.clear();
-        if header {
-            self.buf
-                .extend_from_slice(&encode_transfer_header(phys, len));
-        }
-        let at = self.buf.len();
-        self.buf.resize(at + len, 0);
-        log.read(phys, &mut self.buf[at..])
-            .map_err(|e| io::Error::other(format!("read CommitLog {phys}+{len}: {e}")))?;
-        sock.write_all(&self.buf)
-    }
-}
-
-impl TransferPath for CopyPath {
-    fn send_data(
-        &mut self,
-        log: &CommitLog,
-        sock: &mut TcpStream,
-        phys: i64,
-        len: usize,
-    ) -> io::Result<()> {
-        let acct = Accounting::start(PathKind::Copy);
-        let res = self.send_copy(log, sock, phys, len, true);
-        acct.finish(res.is_ok().then_some((0, len)));
-        res
-    }
-
-    fn name(&self) -> &'static str {
-        "copy"
     }
 }

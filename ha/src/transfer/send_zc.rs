@@ -2,6 +2,14 @@
 //! slave's socket with IORING_OP_SEND_ZC, without a user-space copy; bytes no longer in
 //! the ring go through [`SplicePath`] (segment file -> pipe -> socket).
 //!
+//! This file owns the path's I/O: its io_uring (submitting each round's Sends and
+//! SEND_ZCs, waiting, reaping results and notifications), the tail ring's buffer
+//! registration, the once-per-process send_zc probe, and the socket abort. What a round
+//! asks for, when it is done, where it leaves the cursor and which pins may go is decided
+//! in `send_zc_state` (the sibling module), which does no I/O. Everything runs on the
+//! slave's sender thread that created the path (`master`), inline or in its io_uring
+//! task work.
+//!
 //! A frame of at least [`ZC_MIN_BYTES`] whose bytes are all in the ring is *pinned* ([`CommitLog::pin_tail`]): the
 //! writer does not rewrite pinned bytes, so the kernel may read them after the send
 //! completes, until it posts the send's notification (a second completion with
@@ -41,23 +49,25 @@
 //! timeout, one the master shut down, and any error with sends outstanding.
 //!
 //! With IORING_SEND_ZC_REPORT_USAGE (probed once per process) each notification says
-//! whether the kernel had to copy the bytes after all; [`path_stats`](crate::transfer::path_stats)
+//! whether the kernel had to copy the bytes after all; [`path_stats`](super::path::path_stats)
 //! counts both. Over loopback it always copies at delivery: the receiving socket cannot
 //! keep the sender's pages. Everything runs on the sender thread (inline, or in its
 //! io_uring task work), so `sender_cpu_ns` covers it.
 
-use std::collections::HashMap;
 use std::io::{self, Write};
 use std::net::TcpStream;
 use std::os::fd::{AsFd, AsRawFd, OwnedFd, RawFd};
 use std::sync::{Arc, OnceLock};
 use std::time::{Duration, Instant};
 
-use io_uring::{cqueue, opcode, squeue, types, IoUring, Probe};
+use io_uring::{cqueue, opcode, squeue, types, IoUring};
 use ringmq_engine::commitlog::{CommitLog, Level, TailBuffer, TailPin};
 
+use super::path::{count_zc_notifs, Accounting, Moved, PathKind, TransferPath};
+use super::send_zc_state::{Cursor, Op, Round, Sends, Settled};
+use super::splice::SplicePath;
+use super::uring::{self, RingSpec};
 use crate::protocol::{encode_transfer_header, TRANSFER_HEADER_SIZE};
-use crate::transfer::{count_zc_notifs, Accounting, Moved, PathKind, SplicePath, TransferPath};
 
 const HDR: usize = TRANSFER_HEADER_SIZE;
 /// Smallest frame sent with send_zc; smaller ones are copied from the ring and written.
@@ -106,60 +116,6 @@ struct Frame {
     pin: Arc<TailPin>,
 }
 
-/// One operation of a round: the rest of a frame's header or body from byte `from`.
-#[derive(Debug, Clone, Copy)]
-enum Op {
-    Header { frame: usize, from: usize },
-    Body { frame: usize, from: usize },
-}
-
-/// The round in flight (or the last one).
-#[derive(Default)]
-struct Round {
-    /// `user_data` of `ops[0]`; op `k` has `base + k`.
-    base: u64,
-    ops: Vec<Op>,
-    /// Each op's result once its (first) completion came. A header that succeeded posts
-    /// none (IOSQE_CQE_SKIP_SUCCESS).
-    results: Vec<Option<i32>>,
-    /// Bytes each op asks for (its result when it moved everything).
-    wants: Vec<i32>,
-    /// Bodies that have not answered yet.
-    bodies_left: usize,
-}
-
-impl Round {
-    /// Whether every operation that will answer has: in chain order, each header that
-    /// posted nothing succeeded, each body answered in full; a header that failed (or
-    /// came up short) ends the round, because with IOSQE_CQE_SKIP_SUCCESS its failure
-    /// also silences the cancellations of the operations after it; a body that failed
-    /// is followed by one cancellation (-ECANCELED) per later operation.
-    fn done(&self) -> bool {
-        for k in 0..self.ops.len() {
-            match (self.ops[k], self.results[k]) {
-                (Op::Header { .. }, None) => {} // succeeded, or its body will tell
-                (Op::Header { .. }, Some(_)) => return true,
-                (Op::Body { .. }, None) => return false,
-                (Op::Body { .. }, Some(r)) if r == self.wants[k] => {}
-                (Op::Body { .. }, Some(_)) => {
-                    return self.results[k + 1..].iter().all(Option::is_some)
-                }
-            }
-        }
-        true
-    }
-}
-
-/// A SEND_ZC the kernel may still read from: its pin stays until its notification.
-struct Pending {
-    pin: Arc<TailPin>,
-    len: usize,
-    /// Its result completion came.
-    answered: bool,
-    /// Its notification came (possibly first).
-    notified: bool,
-}
-
 /// What the kernel offers, probed once per process.
 struct Support {
     report_usage: bool,
@@ -196,8 +152,8 @@ pub struct SendZcPath {
     epoch: u64,
     round: Round,
     next_id: u64,
-    pending: HashMap<u64, Pending>,
-    pending_bytes: usize,
+    /// SEND_ZCs the kernel may still read from, each with its pin.
+    sends: Sends<Arc<TailPin>>,
     /// Last completion (or first outstanding send): stall detection and idle back-off.
     progress_at: Instant,
     /// Set once the connection was aborted or the ring failed: every later call fails.
@@ -217,7 +173,7 @@ impl SendZcPath {
             Ok(s) => s.report_usage,
             Err(why) => return Err(io::Error::new(io::ErrorKind::Unsupported, why.clone())),
         };
-        let ring = uring()?;
+        let ring = uring(&[])?;
         let splice = SplicePath::new(batch_size, false)?;
         if !splice.uses_io_uring() {
             return Err(io::Error::new(
@@ -241,8 +197,7 @@ impl SendZcPath {
             epoch: 0,
             round: Round::default(),
             next_id: 0,
-            pending: HashMap::new(),
-            pending_bytes: 0,
+            sends: Sends::default(),
             progress_at: Instant::now(),
             broken: None,
             zc_ok: true,
@@ -262,7 +217,7 @@ impl SendZcPath {
 
     /// Tail-ring bytes pinned by this path now (queued plus awaiting notification).
     pub fn pinned_bytes(&self) -> usize {
-        self.queue_bytes + self.pending_bytes
+        self.queue_bytes + self.sends.bytes()
     }
 
     /// Sends (or queues) one frame; returns how its body bytes leave.
@@ -280,11 +235,11 @@ impl SendZcPath {
         let end = phys + len as i64;
         if len >= ZC_MIN_BYTES && self.zc_ok && len <= MAX_PINNED_BYTES {
             if self.pinned_bytes() + len > MAX_PINNED_BYTES
-                || self.pending.len() + self.queue.len() >= MAX_OUTSTANDING
+                || self.sends.len() + self.queue.len() >= MAX_OUTSTANDING
             {
                 self.flush(log, sock)?;
                 self.wait_for(log, |p| {
-                    p.pinned_bytes() + len <= MAX_PINNED_BYTES && p.pending.len() < MAX_OUTSTANDING
+                    p.pinned_bytes() + len <= MAX_PINNED_BYTES && p.sends.len() < MAX_OUTSTANDING
                 })?;
             }
             if let Some(pin) = log.pin_tail(phys, len) {
@@ -396,22 +351,22 @@ impl SendZcPath {
 
     fn flush_queue(&mut self, log: &CommitLog, sock: &mut TcpStream) -> io::Result<()> {
         let n = self.queue.len();
-        // Cursor: frame `i`, `hdr` bytes of its header and `body` of its body sent.
-        let (mut i, mut hdr, mut body) = (0usize, 0usize, 0usize);
+        let mut at = Cursor::default();
         let mut idle = 0u32;
-        while i < n {
+        while at.frame < n {
             if !self.zc_ok {
-                return self.copy_rest(sock, i, hdr, body);
+                return self.copy_rest(sock, at);
             }
-            self.submit_round(sock.as_raw_fd(), i, hdr, body)?;
+            self.submit_round(sock.as_raw_fd(), at)?;
             self.wait_for(log, |p| p.round.done())?;
-            let before = (i, hdr, body);
-            self.settle_round(&mut i, &mut hdr, &mut body)?;
-            idle = if (i, hdr, body) == before {
-                idle + 1
-            } else {
-                0
-            };
+            let before = at;
+            if self.round.settle(&mut at)? == Settled::ZcRefused {
+                tracing::warn!(
+                    "the slave's socket refuses IORING_OP_SEND_ZC; the HA sender copies the hot tail instead"
+                );
+                self.zc_ok = false;
+            }
+            idle = if at == before { idle + 1 } else { 0 };
             if idle > MAX_IDLE_ROUNDS {
                 return Err(io::Error::other("send_zc made no progress"));
             }
@@ -421,39 +376,17 @@ impl SendZcPath {
 
     /// Queues the round from the cursor: header (unless sent) and body of each frame,
     /// one IO_LINK chain (submitted by the next `enter`).
-    fn submit_round(
-        &mut self,
-        sock_fd: RawFd,
-        i: usize,
-        hdr: usize,
-        body: usize,
-    ) -> io::Result<()> {
-        let round = &mut self.round;
-        round.ops.clear();
-        for j in i..self.queue.len().min(i + MAX_ROUND_FRAMES) {
-            let (h, b) = if j == i { (hdr, body) } else { (0, 0) };
-            if h < HDR {
-                round.ops.push(Op::Header { frame: j, from: h });
-            }
-            round.ops.push(Op::Body { frame: j, from: b });
-        }
-        round.base = self.next_id;
-        self.next_id += round.ops.len() as u64;
-        round.results.clear();
-        round.results.resize(round.ops.len(), None);
-        round.wants.clear();
-        for op in &round.ops {
-            round.wants.push(match *op {
-                Op::Header { from, .. } => (HDR - from) as i32,
-                Op::Body { frame, from } => (self.queue[frame].pin.len() - from) as i32,
-            });
-        }
-        round.bodies_left = round
-            .ops
-            .iter()
-            .filter(|op| matches!(op, Op::Body { .. }))
-            .count();
-        if self.pending.is_empty() {
+    fn submit_round(&mut self, sock_fd: RawFd, at: Cursor) -> io::Result<()> {
+        let queue = &self.queue;
+        self.next_id += self.round.plan(
+            self.next_id,
+            at,
+            queue.len(),
+            |j| queue[j].pin.len(),
+            MAX_ROUND_FRAMES,
+        );
+        let round = &self.round;
+        if self.sends.is_empty() {
             self.progress_at = Instant::now();
         }
         let last = round.ops.len() - 1;
@@ -489,16 +422,7 @@ impl SendZcPath {
                         .flags(libc::MSG_WAITALL | libc::MSG_NOSIGNAL | more)
                         .zc_flags(zc_flags)
                         .build();
-                    self.pending.insert(
-                        id,
-                        Pending {
-                            pin: pin.clone(),
-                            len,
-                            answered: false,
-                            notified: false,
-                        },
-                    );
-                    self.pending_bytes += len;
+                    self.sends.insert(id, pin.clone(), len);
                     if k < last {
                         e.flags(squeue::Flags::IO_LINK)
                     } else {
@@ -511,7 +435,7 @@ impl SendZcPath {
             // queued only between rounds; `flush` leaks the box if a round never
             // finishes). A SEND_ZC reads pinned ring bytes: the writer does not rewrite
             // them while the pin lives (the window never moves past a pinned start), the
-            // pin's Arc keeps the mapping mapped, and the pin stays in `self.pending`
+            // pin's Arc keeps the mapping mapped, and the pin stays in `self.sends`
             // until the send's notification says the kernel no longer references them
             // (or the connection was reset and its send queue purged, after which
             // nothing reaches a peer). With buffer index 0 the range lies in the
@@ -527,68 +451,14 @@ impl SendZcPath {
         Ok(())
     }
 
-    /// Moves the cursor over what the finished round sent.
-    fn settle_round(&mut self, i: &mut usize, hdr: &mut usize, body: &mut usize) -> io::Result<()> {
-        for k in 0..self.round.ops.len() {
-            match self.round.ops[k] {
-                Op::Header { frame, from } => {
-                    let want = (HDR - from) as i32;
-                    let r = self.round.results[k].unwrap_or(want);
-                    if r == want {
-                        (*i, *hdr, *body) = (frame, HDR, 0);
-                        continue;
-                    }
-                    if r > 0 {
-                        (*i, *hdr, *body) = (frame, from + r as usize, 0);
-                        return Ok(());
-                    }
-                    return match r {
-                        r if r == -libc::EINTR || r == -libc::EAGAIN || r == -libc::ECANCELED => {
-                            Ok(())
-                        }
-                        r => Err(op_error("send a frame header", r)),
-                    };
-                }
-                Op::Body { frame, from } => {
-                    let want = (self.queue[frame].pin.len() - from) as i32;
-                    let r = self.round.results[k].unwrap_or(-libc::ECANCELED);
-                    if r == want {
-                        (*i, *hdr, *body) = (frame + 1, 0, 0);
-                        continue;
-                    }
-                    if r > 0 {
-                        (*i, *hdr, *body) = (frame, HDR, from + r as usize);
-                        return Ok(());
-                    }
-                    return match r {
-                        r if r == -libc::EINTR || r == -libc::EAGAIN || r == -libc::ECANCELED => {
-                            Ok(())
-                        }
-                        r if r == -libc::EOPNOTSUPP => {
-                            tracing::warn!(
-                                "the slave's socket refuses IORING_OP_SEND_ZC; the HA sender copies the hot tail instead"
-                            );
-                            self.zc_ok = false;
-                            Ok(())
-                        }
-                        r => Err(op_error("send_zc a frame body", r)),
-                    };
-                }
-            }
-        }
-        Ok(())
-    }
-
     /// Writes the rest of the queue from the cursor with write(2) from the pinned ring.
-    fn copy_rest(
-        &mut self,
-        sock: &mut TcpStream,
-        i: usize,
-        hdr: usize,
-        body: usize,
-    ) -> io::Result<()> {
-        for (j, f) in self.queue.iter().enumerate().skip(i) {
-            let (h, b) = if j == i { (hdr, body) } else { (0, 0) };
+    fn copy_rest(&mut self, sock: &mut TcpStream, at: Cursor) -> io::Result<()> {
+        for (j, f) in self.queue.iter().enumerate().skip(at.frame) {
+            let (h, b) = if j == at.frame {
+                (at.hdr, at.body)
+            } else {
+                (0, 0)
+            };
             sock.write_all(&self.headers[j][h..])?;
             sock.write_all(&f.pin.bytes()[b..])?;
         }
@@ -615,7 +485,7 @@ impl SendZcPath {
                 if self.report_usage && (res as u32) & IORING_NOTIF_USAGE_ZC_COPIED != 0 {
                     copied += 1;
                 }
-                self.on_notif(id);
+                self.sends.notified(id);
             } else {
                 self.on_result(id, res, cqueue::more(flags));
             }
@@ -632,60 +502,11 @@ impl SendZcPath {
     }
 
     fn on_result(&mut self, id: u64, res: i32, more: bool) {
-        let round = &mut self.round;
-        let mut silenced = Vec::new();
-        if let Some(k) = id
-            .checked_sub(round.base)
-            .map(|k| k as usize)
-            .filter(|k| *k < round.ops.len())
-        {
-            if round.results[k].is_none() {
-                round.results[k] = Some(res);
-                if matches!(round.ops[k], Op::Body { .. }) {
-                    round.bodies_left -= 1;
-                } else if res != -libc::ECANCELED {
-                    // A failed header: the bodies after it are cancelled without a
-                    // result completion (only their notifications come).
-                    for j in k + 1..round.ops.len() {
-                        if matches!(round.ops[j], Op::Body { .. }) && round.results[j].is_none() {
-                            round.bodies_left -= 1;
-                            silenced.push(round.base + j as u64);
-                        }
-                    }
-                }
-            }
+        for silent in self.round.on_result(id, res) {
+            // Cancelled behind a failed header: no result comes, its notification does.
+            self.sends.answered(silent, true);
         }
-        for silent in silenced {
-            if let Some(p) = self.pending.get_mut(&silent) {
-                p.answered = true;
-                if p.notified {
-                    self.release(silent);
-                }
-            }
-        }
-        if let Some(p) = self.pending.get_mut(&id) {
-            p.answered = true;
-            if !more || p.notified {
-                self.release(id);
-            }
-        }
-    }
-
-    fn on_notif(&mut self, id: u64) {
-        if let Some(p) = self.pending.get_mut(&id) {
-            p.notified = true;
-            if p.answered {
-                self.release(id);
-            }
-        }
-    }
-
-    /// The kernel is done with send `id`: its pin may go.
-    fn release(&mut self, id: u64) {
-        if let Some(p) = self.pending.remove(&id) {
-            self.pending_bytes -= p.len;
-            drop(p.pin);
-        }
+        self.sends.answered(id, more);
     }
 
     /// Waits in the ring until `done`, every WAIT_TICK looking for trouble (pin pressure,
@@ -731,15 +552,15 @@ impl SendZcPath {
     /// made no progress for the write timeout or has a shut-down socket, while sends are
     /// outstanding.
     fn check_trouble(&mut self, log: &CommitLog, deep: bool) -> io::Result<()> {
-        if self.pending.is_empty() && self.round.done() {
+        if self.sends.is_empty() && self.round.done() {
             return Ok(());
         }
         let revoke = log.pin_revoke_below();
         if revoke > 0 {
             let lowest = self
-                .pending
-                .values()
-                .map(|p| p.pin.phys())
+                .sends
+                .pins()
+                .map(|p| p.phys())
                 .chain(self.queue.iter().map(|f| f.pin.phys()))
                 .min();
             if let Some(lowest) = lowest.filter(|l| *l < revoke) {
@@ -748,7 +569,7 @@ impl SendZcPath {
                      {lowest} still in this connection's socket buffers (pin pressure below \
                      {revoke}); dropping the connection"
                 ));
-                tracing::warn!(error = %e, sends = self.pending.len(), "send_zc: aborting the slave's connection");
+                tracing::warn!(error = %e, sends = self.sends.len(), "send_zc: aborting the slave's connection");
                 return Err(self.abort(e));
             }
         }
@@ -763,7 +584,7 @@ impl SendZcPath {
                     self.send_timeout.as_millis()
                 ),
             );
-            tracing::warn!(error = %e, sends = self.pending.len(), "send_zc: aborting the slave's connection");
+            tracing::warn!(error = %e, sends = self.sends.len(), "send_zc: aborting the slave's connection");
             return Err(self.abort(e));
         }
         if self.socket_hung_up() {
@@ -803,12 +624,12 @@ impl SendZcPath {
         let until = Instant::now() + ABORT_GRACE;
         loop {
             self.reap();
-            if self.pending.is_empty() && self.round.done() {
+            if self.sends.is_empty() && self.round.done() {
                 break;
             }
             if Instant::now() >= until || self.enter(1, WAIT_TICK).is_err() {
                 tracing::error!(
-                    sends = self.pending.len(),
+                    sends = self.sends.len(),
                     "send_zc notifications did not come after the connection was aborted; \
                      releasing their pins (nothing more reaches the peer)"
                 );
@@ -817,8 +638,7 @@ impl SendZcPath {
         }
         // The connection is reset and its send queue purged: no byte of these pins can
         // reach a peer any more, so the writer may have them back.
-        self.pending.clear();
-        self.pending_bytes = 0;
+        self.sends.clear();
         err
     }
 
@@ -837,7 +657,7 @@ impl SendZcPath {
         let until = Instant::now() + SETTLE_GRACE;
         loop {
             self.reap();
-            if self.pending.is_empty() && self.round.done() {
+            if self.sends.is_empty() && self.round.done() {
                 return;
             }
             if Instant::now() >= until || self.enter(1, WAIT_TICK).is_err() {
@@ -881,7 +701,7 @@ impl TransferPath for SendZcPath {
     }
 
     fn idle(&mut self, log: &CommitLog, sock: &mut TcpStream) -> io::Result<Option<Duration>> {
-        if self.pending.is_empty() && self.queue.is_empty() {
+        if self.sends.is_empty() && self.queue.is_empty() {
             return Ok(None);
         }
         let acct = Accounting::start(PathKind::SendZc);
@@ -895,7 +715,7 @@ impl TransferPath for SendZcPath {
         })();
         acct.finish_moved(None);
         res.map_err(|e| self.fail(e))?;
-        if self.pending.is_empty() {
+        if self.sends.is_empty() {
             return Ok(None);
         }
         // Back off while nothing comes (a peer far away, or stalled).
@@ -913,7 +733,7 @@ impl TransferPath for SendZcPath {
 
 impl Drop for SendZcPath {
     fn drop(&mut self) {
-        if !self.pending.is_empty() || !self.round.done() {
+        if !self.sends.is_empty() || !self.round.done() {
             self.settle();
         }
     }
@@ -943,7 +763,8 @@ fn abort_socket(fd: RawFd) {
     // takes. connect reads it for the duration of the call.
     let mut sa: libc::sockaddr = unsafe { std::mem::zeroed() };
     sa.sa_family = libc::AF_UNSPEC as libc::sa_family_t;
-    // SAFETY: as above.
+    // SAFETY: connect reads `sa`, a live sockaddr of the size passed, for the duration
+    // of the call; `fd` is our own duplicate of the socket, open until the path drops it.
     unsafe {
         libc::connect(
             fd,
@@ -955,55 +776,29 @@ fn abort_socket(fd: RawFd) {
     unsafe { libc::shutdown(fd, libc::SHUT_RDWR) };
 }
 
-fn op_error(what: &str, res: i32) -> io::Error {
-    if res < 0 {
-        let e = io::Error::from_raw_os_error(-res);
-        io::Error::new(e.kind(), format!("{what}: {e}"))
-    } else {
-        io::Error::new(
-            io::ErrorKind::WriteZero,
-            format!("{what}: the socket took {res} bytes"),
-        )
-    }
-}
-
 /// A ring for rounds: linked sends with CQE skipping and timed waits. Cooperative task
 /// work where the kernel has it: completions that arrive while the sender sleeps
 /// (notifications, mostly) neither interrupt nor wake it; they are run at its next
-/// syscall, or by `reap` when the ring flags them (IORING_SQ_TASKRUN).
-fn uring() -> io::Result<IoUring> {
-    let ring = IoUring::builder()
-        .setup_cqsize(CQ_ENTRIES)
-        .setup_coop_taskrun()
-        .setup_taskrun_flag()
-        .build(RING_ENTRIES)
-        .or_else(|_| {
-            IoUring::builder()
-                .setup_cqsize(CQ_ENTRIES)
-                .build(RING_ENTRIES)
-        })?;
-    if !ring.params().is_feature_skip_cqe_on_success() || !ring.params().is_feature_ext_arg() {
-        return Err(io::Error::new(
-            io::ErrorKind::Unsupported,
-            "the kernel's io_uring lacks IOSQE_CQE_SKIP_SUCCESS or timed waits",
-        ));
-    }
-    Ok(ring)
+/// syscall, or by `reap` when the ring flags them (IORING_SQ_TASKRUN). With `opcodes`,
+/// the kernel must support them too.
+fn uring(opcodes: &'static [(u8, &'static str)]) -> io::Result<IoUring> {
+    uring::build(&RingSpec {
+        entries: RING_ENTRIES,
+        cq_entries: Some(CQ_ENTRIES),
+        coop_taskrun: true,
+        timed_waits: true,
+        opcodes,
+    })
 }
 
 /// Whether IORING_OP_SEND_ZC exists, and whether it takes IORING_SEND_ZC_REPORT_USAGE:
 /// a SEND_ZC with that flag on a Unix socket pair fails with EOPNOTSUPP (Unix sockets do
 /// no zero-copy) if the flag is known, EINVAL if not.
 fn probe() -> io::Result<Support> {
-    let mut ring = uring()?;
-    let mut probe = Probe::new();
-    ring.submitter().register_probe(&mut probe)?;
-    if !probe.is_supported(opcode::SendZc::CODE) || !probe.is_supported(opcode::Send::CODE) {
-        return Err(io::Error::new(
-            io::ErrorKind::Unsupported,
-            "the kernel's io_uring lacks IORING_OP_SEND_ZC",
-        ));
-    }
+    let mut ring = uring(&[
+        (opcode::SendZc::CODE, "IORING_OP_SEND_ZC"),
+        (opcode::Send::CODE, "IORING_OP_SEND"),
+    ])?;
     let mut fds = [0 as libc::c_int; 2];
     // SAFETY: `fds` is a live array of two ints the kernel fills.
     if unsafe {
@@ -1068,50 +863,27 @@ fn probe() -> io::Result<Support> {
 mod tests {
     use super::*;
 
-    #[test]
-    fn send_zc_is_probed() {
-        match SendZcPath::new(32 * 1024) {
-            Ok(p) => assert!(p.reports_usage(), "a 6.x kernel reports usage"),
-            Err(e) => eprintln!("send_zc unavailable here: {e}"),
-        }
-    }
+    /// Set to 1 on a kernel known to lack IORING_OP_SEND_ZC (before 6.0): the probe test
+    /// then skips, saying why, instead of failing.
+    const ALLOW_NO_SEND_ZC: &str = "RINGMQ_TEST_ALLOW_NO_SEND_ZC";
 
     #[test]
-    fn a_round_is_done_once_every_op_answered() {
-        let mut r = Round {
-            base: 10,
-            ops: vec![
-                Op::Header { frame: 0, from: 0 },
-                Op::Body { frame: 0, from: 0 },
-            ],
-            results: vec![None, None],
-            wants: vec![HDR as i32, 100],
-            bodies_left: 1,
+    fn send_zc_is_probed() {
+        let p = match SendZcPath::new(32 * 1024) {
+            Ok(p) => p,
+            Err(e) if std::env::var(ALLOW_NO_SEND_ZC).is_ok_and(|v| v == "1") => {
+                eprintln!(
+                    "SKIPPED send_zc_is_probed: send_zc is unavailable on this kernel ({e}); \
+                     {ALLOW_NO_SEND_ZC}=1 allows that"
+                );
+                return;
+            }
+            Err(e) => panic!(
+                "send_zc is unavailable on this kernel: {e}. It is the default HA transfer \
+                 path (senders fall back to splice without it); on a kernel known to lack \
+                 it, set {ALLOW_NO_SEND_ZC}=1 to skip this test"
+            ),
         };
-        assert!(!r.done());
-        r.results[1] = Some(100);
-        r.bodies_left = 0;
-        assert!(r.done(), "a header that succeeded posts nothing");
-        r.results[1] = None;
-        r.results[0] = Some(-libc::EPIPE);
-        assert!(
-            r.done(),
-            "a failed header silences the cancellations after it"
-        );
-        let mut r = Round {
-            base: 0,
-            ops: vec![
-                Op::Body { frame: 0, from: 0 },
-                Op::Header { frame: 1, from: 0 },
-                Op::Body { frame: 1, from: 0 },
-            ],
-            results: vec![Some(-libc::ECONNRESET), None, None],
-            wants: vec![100, HDR as i32, 100],
-            bodies_left: 1,
-        };
-        assert!(!r.done(), "a failed body: the cancellations after it come");
-        r.results[1] = Some(-libc::ECANCELED);
-        r.results[2] = Some(-libc::ECANCELED);
-        assert!(r.done());
+        assert!(p.reports_usage(), "a 6.x kernel reports usage");
     }
 }

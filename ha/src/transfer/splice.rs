@@ -1,5 +1,7 @@
-//! The zero-copy transfer path: CommitLog bytes go from a segment file's page cache to
-//! a slave's socket without passing through user space (segment file -> pipe -> socket).
+//! The splice transfer path ([`SplicePath`]): CommitLog bytes go from a segment file's
+//! page cache to a slave's socket without passing through user space (segment file ->
+//! pipe -> socket). Runs on each slave's sender thread (`master`); io_uring runs the
+//! splices themselves in that thread's io-wq workers.
 //!
 //! Frames are queued and sent in flushes. A frame is held back only while the log has
 //! more written bytes right after it (the sender calls again at once: its loop streams
@@ -30,7 +32,7 @@
 //! in whole pages the writer never writes again, so the page cache cannot meet an
 //! O_DIRECT write in flight. Frames reaching above it (the hot tail) go out by copy from
 //! the ring ([`CopyPath`]) on this path; the send_zc path
-//! ([`SendZcPath`](crate::send_zc::SendZcPath)) sends them without a copy and uses this
+//! ([`SendZcPath`](super::send_zc::SendZcPath)) sends them without a copy and uses this
 //! path for everything older.
 //!
 //! The pipe is O_NONBLOCK: a full pipe answers EAGAIN instead of blocking a splice into
@@ -46,12 +48,14 @@ use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
-use io_uring::{opcode, squeue, types, IoUring, Probe};
+use io_uring::{opcode, squeue, types, IoUring};
 use ringmq_engine::commitlog::segment::SegmentFile;
 use ringmq_engine::commitlog::{CommitLog, Level};
 
+use super::copy::CopyPath;
+use super::path::{Accounting, PathKind, TransferPath};
+use super::uring::{self, RingSpec};
 use crate::protocol::{encode_transfer_header, TRANSFER_HEADER_SIZE};
-use crate::transfer::{Accounting, CopyPath, PathKind, TransferPath};
 
 const HDR: usize = TRANSFER_HEADER_SIZE;
 const PAGE: usize = 4096;
@@ -575,22 +579,16 @@ fn spanned_pages(off: u64, len: usize) -> usize {
 
 /// A ring on which linked IORING_OP_SPLICE with CQE skipping works.
 fn uring() -> io::Result<IoUring> {
-    let ring = IoUring::new(RING_ENTRIES)?;
-    if !ring.params().is_feature_skip_cqe_on_success() {
-        return Err(io::Error::new(
-            io::ErrorKind::Unsupported,
-            "the kernel's io_uring lacks IOSQE_CQE_SKIP_SUCCESS",
-        ));
-    }
-    let mut probe = Probe::new();
-    ring.submitter().register_probe(&mut probe)?;
-    if !probe.is_supported(opcode::Splice::CODE) || !probe.is_supported(opcode::Write::CODE) {
-        return Err(io::Error::new(
-            io::ErrorKind::Unsupported,
-            "the kernel's io_uring lacks IORING_OP_SPLICE",
-        ));
-    }
-    Ok(ring)
+    uring::build(&RingSpec {
+        entries: RING_ENTRIES,
+        cq_entries: None,
+        coop_taskrun: false,
+        timed_waits: false,
+        opcodes: &[
+            (opcode::Splice::CODE, "IORING_OP_SPLICE"),
+            (opcode::Write::CODE, "IORING_OP_WRITE"),
+        ],
+    })
 }
 
 /// A non-blocking, close-on-exec pipe: (read end, write end).
