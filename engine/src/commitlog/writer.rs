@@ -43,6 +43,7 @@ use crate::io::aligned::AlignedBuf;
 use crate::io::uring::{Completion as Cqe, WriterRing};
 use crate::io::{align_down, direct_file, faults, PAGE};
 use crate::record::{self, StoreFields};
+use crate::sync::lock;
 use crate::{Error, Result};
 
 /// Messages to the writer thread.
@@ -1078,7 +1079,7 @@ impl Writer {
         }
         tracing::error!("{why}; the CommitLog writer stops and acknowledges nothing more");
         self.failed = Some(why.clone());
-        *self.shared.stopped.lock().expect("stopped lock") = Some(why.clone());
+        *lock(&self.shared.stopped) = Some(why.clone());
         for ack in self.acks.drain(..) {
             (ack.done)(AppendOutcome::rejected(PutStatus::ServiceNotAvailable(
                 why.clone(),

@@ -25,6 +25,7 @@ use std::sync::{Arc, Mutex, MutexGuard, RwLock, RwLockReadGuard, RwLockWriteGuar
 
 use tracing::{info, warn};
 
+use crate::sync::{lock, read, write};
 use crate::{Error, Result};
 
 /// Bytes per ConsumeQueue entry (RocketMQ `CQ_STORE_UNIT_SIZE`).
@@ -401,15 +402,15 @@ impl ConsumeQueue {
     // ---- internals -------------------------------------------------------------------
 
     fn lock_writer(&self) -> MutexGuard<'_, WriterState> {
-        self.writer.lock().unwrap_or_else(|p| p.into_inner())
+        lock(&self.writer)
     }
 
     fn files_read(&self) -> RwLockReadGuard<'_, Files> {
-        self.files.read().unwrap_or_else(|p| p.into_inner())
+        read(&self.files)
     }
 
     fn files_write(&self) -> RwLockWriteGuard<'_, Files> {
-        self.files.write().unwrap_or_else(|p| p.into_inner())
+        write(&self.files)
     }
 
     fn file(&self, index: i64) -> Option<Arc<CqFile>> {
