@@ -9,7 +9,7 @@
 //! | `pin` | pins on ring bytes handed to the kernel (HA send_zc), and the pin pressure that bounds them |
 //! | `progress` | published offsets `append_end >= write_end >= durable_end` and waits on them |
 //! | `request` | append requests and outcomes |
-//! | `writer` | the writer thread: encode, group-commit writes, flush, acknowledgements |
+//! | `writer/` | the writer thread: encode, pipelined writes, flush, acknowledgements (one file per step of its loop) |
 //! | `recovery` | checkpoint, abort marker, start-up scan and tail cut |
 //!
 //! Truncation (slave side, [`CommitLog::truncate`]): the writer finishes what is in flight,
