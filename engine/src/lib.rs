@@ -10,6 +10,7 @@
 //! | `delay_levels` | RocketMQ's delay levels | any |
 //! | `waiters` | waits for an offset, in offset order (threads or callbacks with deadlines) | any |
 //! | `meta` | topics, consumer offsets, subscription groups, delay offsets (JSON) | any |
+//! | `sync` | poison-tolerant `lock`/`read`/`write`: the locking policy | any |
 
 pub mod commitlog;
 pub mod consumequeue;
@@ -18,6 +19,7 @@ pub mod error;
 pub mod io;
 pub mod meta;
 pub mod store;
+pub mod sync;
 pub mod waiters;
 
 pub use error::{Error, Result};

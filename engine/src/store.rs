@@ -12,6 +12,7 @@
 //! ConsumeQueues, with the dispatcher paused and no stale checkpoint written meanwhile.
 
 use crate::clock::now_millis;
+use crate::sync::lock;
 use std::collections::HashMap;
 use std::fs::File;
 use std::os::fd::AsRawFd;
@@ -359,11 +360,7 @@ impl MessageStore {
         if self.closed.load(Ordering::Acquire) {
             return Err(Error::WriterStopped("the store is shut down".into()));
         }
-        let _checkpoints = self
-            .checkpoint_gate
-            .lock
-            .lock()
-            .unwrap_or_else(|p| p.into_inner());
+        let _checkpoints = lock(&self.checkpoint_gate.lock);
         // Bumped again on the way out (still under the lock), after `dispatched` moved: a
         // candidate read at any point in between is never written.
         let _generation = BumpOnDrop(&self.checkpoint_gate.generation);
@@ -618,7 +615,7 @@ impl MessageStore {
         let reached = self.examined.load(Ordering::Acquire) >= log_end;
         self.stop.store(true, Ordering::Release);
         self.log.progress().stop();
-        for t in self.threads.lock().expect("threads lock").drain(..) {
+        for t in lock(&self.threads).drain(..) {
             let _ = t.join();
         }
         self.cqs.flush_all()?;
@@ -698,7 +695,7 @@ fn housekeeping(
         if !log.progress().wait(Level::Durable, candidate, every) {
             continue;
         }
-        let _gate = gate.lock.lock().unwrap_or_else(|p| p.into_inner());
+        let _gate = lock(&gate.lock);
         if gate.generation.load(Ordering::Acquire) != generation {
             continue; // a truncation ran since the candidate was read
         }

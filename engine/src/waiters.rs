@@ -4,9 +4,10 @@
 //! timers, no counting of wake-ups). Used for the CommitLog's published offsets and for
 //! the HA master's slave acknowledgements.
 
+use crate::sync::lock;
 use std::collections::BTreeMap;
 use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
-use std::sync::{Arc, Condvar, Mutex};
+use std::sync::{Arc, Condvar, Mutex, PoisonError};
 use std::time::{Duration, Instant};
 
 /// Called once: true when the offset was reached, false at its deadline or on stop.
@@ -26,7 +27,7 @@ impl Waiter {
     fn fire(self, reached: bool) {
         match self {
             Waiter::Thread(p) => {
-                *p.fired.lock().expect("waiter lock") = true;
+                *lock(&p.fired) = true;
                 p.cond.notify_one();
             }
             Waiter::Callback { done, .. } => done(reached),
@@ -50,7 +51,7 @@ impl OffsetWaiters {
 
     fn insert(&self, offset: i64, w: Waiter) -> (i64, u64) {
         let key = (offset, self.seq.fetch_add(1, Ordering::Relaxed));
-        let mut map = self.waiters.lock().expect("waiters lock");
+        let mut map = lock(&self.waiters);
         map.insert(key, w);
         self.has_waiters.store(true, Ordering::Release);
         key
@@ -70,7 +71,7 @@ impl OffsetWaiters {
         });
         let key = self.insert(offset, Waiter::Thread(parker.clone()));
         if !done() {
-            let mut fired = parker.fired.lock().expect("waiter lock");
+            let mut fired = lock(&parker.fired);
             while !*fired {
                 let now = Instant::now();
                 if now >= deadline {
@@ -79,11 +80,11 @@ impl OffsetWaiters {
                 fired = parker
                     .cond
                     .wait_timeout(fired, deadline - now)
-                    .expect("waiter lock")
+                    .unwrap_or_else(PoisonError::into_inner)
                     .0;
             }
         }
-        let mut map = self.waiters.lock().expect("waiters lock");
+        let mut map = lock(&self.waiters);
         map.remove(&key);
         self.has_waiters.store(!map.is_empty(), Ordering::Release);
         drop(map);
@@ -114,7 +115,7 @@ impl OffsetWaiters {
     /// Releases every waiter at or below `offset`, in offset order, in one pass.
     pub fn release_upto(&self, offset: i64) {
         let released = {
-            let mut map = self.waiters.lock().expect("waiters lock");
+            let mut map = lock(&self.waiters);
             let rest = map.split_off(&(offset.saturating_add(1), 0));
             let released = std::mem::replace(&mut *map, rest);
             self.has_waiters.store(!map.is_empty(), Ordering::Release);
@@ -127,7 +128,7 @@ impl OffsetWaiters {
 
     /// Releases every waiter: threads wake (and re-check), callbacks get false.
     pub fn release_all(&self) {
-        let released = std::mem::take(&mut *self.waiters.lock().expect("waiters lock"));
+        let released = std::mem::take(&mut *lock(&self.waiters));
         self.has_waiters.store(false, Ordering::Release);
         for w in released.into_values() {
             w.fire(false);
@@ -140,7 +141,7 @@ impl OffsetWaiters {
             return;
         }
         let expired: Vec<Waiter> = {
-            let mut map = self.waiters.lock().expect("waiters lock");
+            let mut map = lock(&self.waiters);
             let keys: Vec<(i64, u64)> = map
                 .iter()
                 .filter(|(_, w)| matches!(w, Waiter::Callback { deadline, .. } if *deadline <= now))
@@ -172,20 +173,17 @@ mod tests {
             w.on_reached(
                 off,
                 now + Duration::from_millis(deadline_ms),
-                Box::new(move |ok| log.lock().unwrap().push((off, ok))),
+                Box::new(move |ok| lock(&log).push((off, ok))),
                 || at.load(Ordering::Acquire),
             );
         }
         at.store(15, Ordering::Release);
         w.release_upto(15);
-        assert_eq!(*log.lock().unwrap(), vec![(10, true)]);
+        assert_eq!(*lock(&log), vec![(10, true)]);
         w.expire(now + Duration::from_millis(50));
-        assert_eq!(*log.lock().unwrap(), vec![(10, true), (20, false)]);
+        assert_eq!(*lock(&log), vec![(10, true), (20, false)]);
         w.release_upto(30);
-        assert_eq!(
-            *log.lock().unwrap(),
-            vec![(10, true), (20, false), (30, true)]
-        );
+        assert_eq!(*lock(&log), vec![(10, true), (20, false), (30, true)]);
         assert!(w.is_empty());
     }
 

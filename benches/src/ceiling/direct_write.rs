@@ -14,7 +14,10 @@ use std::time::{Duration, Instant};
 
 use io_uring::{opcode, types, IoUring};
 
-use super::{is_aligned, mb_per_s, submit_and_wait, AlignedBuf, ScratchFile, ALIGN};
+use super::{
+    iovec, is_aligned, mb_per_s, random_buf, stamp_pages, submit_and_wait, AlignedBuf, ScratchFile,
+    ALIGN,
+};
 
 /// Default cap on one measurement; submission stops when it is reached and the
 /// result reports the bytes actually written.
@@ -108,13 +111,13 @@ pub fn try_measure(dir: &Path, cfg: &DirectWriteConfig) -> io::Result<DirectWrit
 
     // Declared before the ring so that they are dropped after it.
     let mut bufs: Vec<AlignedBuf> = (0..qd)
-        .map(|i| AlignedBuf::new_random(block, 0x9E37_79B9_7F4A_7C15 ^ i as u64))
+        .map(|i| random_buf(block, 0x9E37_79B9_7F4A_7C15 ^ i as u64))
         .collect();
     let mut ring = IoUring::new((qd as u32).next_power_of_two())?;
 
     let mut fixed = false;
     if cfg.fixed_buffers && qd <= u16::MAX as usize {
-        let iovecs: Vec<libc::iovec> = bufs.iter().map(AlignedBuf::iovec).collect();
+        let iovecs: Vec<libc::iovec> = bufs.iter().map(iovec).collect();
         // SAFETY: each iovec describes a live AlignedBuf in `bufs`, which is
         // never reallocated or dropped while `ring` exists (it is declared
         // first, so dropped after the ring; the registration dies with the ring).
@@ -139,7 +142,7 @@ pub fn try_measure(dir: &Path, cfg: &DirectWriteConfig) -> io::Result<DirectWrit
             let Some(slot) = free.pop() else { break };
             let offset = next_block * block as u64;
             let buf = &mut bufs[slot];
-            buf.stamp_pages(offset);
+            stamp_pages(buf, offset);
             let ptr = buf.as_ptr();
             let entry = if fixed {
                 opcode::WriteFixed::new(fd, ptr, block as u32, slot as u16)

@@ -1,7 +1,7 @@
 //! Ceilings: what the machine can do, measured in the same run as a benchmark.
 //!
 //! This module holds what the three ceiling measurements share: 4096-aligned
-//! heap buffers for O_DIRECT ([`AlignedBuf`]), a scratch file that deletes
+//! heap buffers for O_DIRECT (the engine's [`AlignedBuf`], filled by [`random_buf`]), a scratch file that deletes
 //! itself ([`ScratchFile`]), a description of the file system and block device
 //! under a directory ([`fs_info`]), and the latency histogram constructor used
 //! everywhere ([`latency_histogram`]).
@@ -10,7 +10,6 @@ pub mod direct_write;
 pub mod loopback;
 pub mod sync_write;
 
-use std::alloc::{self, Layout};
 use std::ffi::CString;
 use std::fs::{File, OpenOptions};
 use std::io;
@@ -18,7 +17,6 @@ use std::os::unix::ffi::OsStrExt;
 use std::os::unix::fs::{MetadataExt, OpenOptionsExt};
 use std::os::unix::io::AsRawFd;
 use std::path::{Path, PathBuf};
-use std::ptr::NonNull;
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::time::{SystemTime, UNIX_EPOCH};
 
@@ -52,102 +50,45 @@ pub fn latency_histogram() -> Histogram<u64> {
     Histogram::new_with_bounds(1, 60_000_000_000, 3).expect("valid histogram bounds")
 }
 
-/// A zeroed heap buffer whose address and length are multiples of [`ALIGN`],
-/// as O_DIRECT requires. Allocated with [`std::alloc::alloc_zeroed`].
-pub struct AlignedBuf {
-    ptr: NonNull<u8>,
-    layout: Layout,
+/// The engine's page-aligned buffer, so the ceiling writes from the same memory the
+/// CommitLog writer does. Its address and length are multiples of [`ALIGN`].
+pub use ringmq_engine::io::aligned::AlignedBuf;
+
+const _: () = assert!(ALIGN == ringmq_engine::io::PAGE);
+
+/// A buffer of `len` bytes filled with pseudo-random bytes (xorshift64 from `seed`), so
+/// that no layer below (virtual disk, compressing or deduplicating storage) can take a
+/// shortcut on zero pages. `len` must be a non-zero multiple of [`ALIGN`].
+pub fn random_buf(len: usize, seed: u64) -> AlignedBuf {
+    assert!(
+        len > 0 && is_aligned(len),
+        "AlignedBuf length {len} must be a non-zero multiple of {ALIGN}"
+    );
+    let mut buf = AlignedBuf::new(len);
+    debug_assert_eq!(buf.len(), len);
+    let mut x = seed | 1;
+    for chunk in buf.as_mut_slice().chunks_exact_mut(8) {
+        x ^= x << 13;
+        x ^= x >> 7;
+        x ^= x << 17;
+        chunk.copy_from_slice(&x.to_le_bytes());
+    }
+    buf
 }
 
-// SAFETY: AlignedBuf uniquely owns its allocation (like Box<[u8]>); nothing in it
-// is tied to the thread that created it.
-unsafe impl Send for AlignedBuf {}
-// SAFETY: shared access only hands out `&[u8]`, like Box<[u8]>.
-unsafe impl Sync for AlignedBuf {}
-
-impl AlignedBuf {
-    /// A zeroed buffer of `len` bytes; `len` must be a non-zero multiple of [`ALIGN`].
-    pub fn new(len: usize) -> Self {
-        assert!(
-            len > 0 && is_aligned(len),
-            "AlignedBuf length {len} must be a non-zero multiple of {ALIGN}"
-        );
-        let layout = Layout::from_size_align(len, ALIGN).expect("valid layout");
-        // SAFETY: the layout has a non-zero size (checked above).
-        let raw = unsafe { alloc::alloc_zeroed(layout) };
-        let ptr = NonNull::new(raw).unwrap_or_else(|| alloc::handle_alloc_error(layout));
-        Self { ptr, layout }
-    }
-
-    /// A buffer filled with pseudo-random bytes (xorshift64 from `seed`), so
-    /// that no layer below (virtual disk, compressing or deduplicating storage)
-    /// can take a shortcut on zero pages.
-    pub fn new_random(len: usize, seed: u64) -> Self {
-        let mut buf = Self::new(len);
-        let mut x = seed | 1;
-        for chunk in buf.as_mut_slice().chunks_exact_mut(8) {
-            x ^= x << 13;
-            x ^= x >> 7;
-            x ^= x << 17;
-            chunk.copy_from_slice(&x.to_le_bytes());
-        }
-        buf
-    }
-
-    /// Length in bytes.
-    pub fn len(&self) -> usize {
-        self.layout.size()
-    }
-
-    /// Always false: zero-length buffers cannot be built.
-    pub fn is_empty(&self) -> bool {
-        false
-    }
-
-    /// Start of the buffer (4096-aligned).
-    pub fn as_ptr(&self) -> *const u8 {
-        self.ptr.as_ptr()
-    }
-
-    /// Start of the buffer (4096-aligned), for the kernel to fill.
-    pub fn as_mut_ptr(&mut self) -> *mut u8 {
-        self.ptr.as_ptr()
-    }
-
-    /// The bytes.
-    pub fn as_slice(&self) -> &[u8] {
-        // SAFETY: `ptr` points to `len()` initialised (zeroed at allocation)
-        // bytes owned by `self`, and the returned borrow is tied to `&self`.
-        unsafe { std::slice::from_raw_parts(self.ptr.as_ptr(), self.len()) }
-    }
-
-    /// The bytes, mutably.
-    pub fn as_mut_slice(&mut self) -> &mut [u8] {
-        // SAFETY: as in `as_slice`, and `&mut self` guarantees exclusive access.
-        unsafe { std::slice::from_raw_parts_mut(self.ptr.as_ptr(), self.len()) }
-    }
-
-    /// Write `stamp` into the first 8 bytes of every 4 KiB page, so that the
-    /// pages of successive writes differ (defeats block-level deduplication).
-    pub fn stamp_pages(&mut self, stamp: u64) {
-        for (i, page) in self.as_mut_slice().chunks_exact_mut(ALIGN).enumerate() {
-            page[..8].copy_from_slice(&(stamp.wrapping_add(i as u64)).to_le_bytes());
-        }
-    }
-
-    /// An iovec describing the whole buffer (for buffer registration or pwritev2).
-    pub fn iovec(&self) -> libc::iovec {
-        libc::iovec {
-            iov_base: self.ptr.as_ptr().cast(),
-            iov_len: self.len(),
-        }
+/// Writes `stamp` into the first 8 bytes of every 4 KiB page of `buf`, so that the pages
+/// of successive writes differ (defeats block-level deduplication).
+pub fn stamp_pages(buf: &mut AlignedBuf, stamp: u64) {
+    for (i, page) in buf.as_mut_slice().chunks_exact_mut(ALIGN).enumerate() {
+        page[..8].copy_from_slice(&(stamp.wrapping_add(i as u64)).to_le_bytes());
     }
 }
 
-impl Drop for AlignedBuf {
-    fn drop(&mut self) {
-        // SAFETY: `ptr` was returned by `alloc_zeroed(self.layout)` and is freed once.
-        unsafe { alloc::dealloc(self.ptr.as_ptr(), self.layout) }
+/// An iovec describing the whole of `buf` (for buffer registration or pwritev2).
+pub fn iovec(buf: &AlignedBuf) -> libc::iovec {
+    libc::iovec {
+        iov_base: buf.as_ptr().cast_mut().cast(),
+        iov_len: buf.len(),
     }
 }
 

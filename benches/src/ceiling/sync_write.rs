@@ -28,7 +28,8 @@ use hdrhistogram::Histogram;
 use io_uring::{opcode, squeue, types, IoUring};
 
 use super::{
-    is_aligned, latency_histogram, pwrite_all, submit_and_wait, AlignedBuf, ScratchFile, ALIGN,
+    iovec, is_aligned, latency_histogram, pwrite_all, random_buf, stamp_pages, submit_and_wait,
+    AlignedBuf, ScratchFile, ALIGN,
 };
 
 /// How one write is made durable.
@@ -192,11 +193,11 @@ pub fn measure_case(
     file.fallocate(len)?;
     file.fdatasync()?;
     if state == FileState::WrittenBefore {
-        file.fill(len, &AlignedBuf::new_random(FILL_CHUNK as usize, 7))?;
+        file.fill(len, &random_buf(FILL_CHUNK as usize, 7))?;
     }
 
     // Declared before the ring: dropped after it.
-    let mut buf = AlignedBuf::new_random(block, 0xD1B5_4A32_D192_ED03);
+    let mut buf = random_buf(block, 0xD1B5_4A32_D192_ED03);
     let mut ring = match method {
         Method::UringWriteFsync | Method::UringWriteDsync => Some(IoUring::new(4)?),
         _ => None,
@@ -210,7 +211,7 @@ pub fn measure_case(
             break;
         }
         let offset = i as u64 * block as u64;
-        buf.stamp_pages(offset ^ 0x5A5A_0000_0000_0000);
+        stamp_pages(&mut buf, offset ^ 0x5A5A_0000_0000_0000);
         let t0 = Instant::now();
         match method {
             Method::PwriteFdatasync => {
@@ -233,7 +234,7 @@ pub fn measure_case(
 }
 
 fn pwritev2_dsync(fd: i32, buf: &AlignedBuf, offset: u64) -> io::Result<()> {
-    let iov = buf.iovec();
+    let iov = iovec(buf);
     loop {
         // SAFETY: `iov` describes `buf`, a live 4096-aligned buffer of a
         // 4096-multiple length, borrowed for the whole synchronous call; the

@@ -9,7 +9,7 @@
 //! | `pin` | pins on ring bytes handed to the kernel (HA send_zc), and the pin pressure that bounds them |
 //! | `progress` | published offsets `append_end >= write_end >= durable_end` and waits on them |
 //! | `request` | append requests and outcomes |
-//! | `writer` | the writer thread: encode, group-commit writes, flush, acknowledgements |
+//! | `writer/` | the writer thread: encode, pipelined writes, flush, acknowledgements (one file per step of its loop) |
 //! | `recovery` | checkpoint, abort marker, start-up scan and tail cut |
 //!
 //! Truncation (slave side, [`CommitLog::truncate`]): the writer finishes what is in flight,
@@ -44,6 +44,7 @@ pub use request::{AppendOutcome, AppendRequest, Appended, Completion, PutStatus,
 
 use crate::io::{align_down, wake::Doorbell};
 use crate::record::MessageToStore;
+use crate::sync::{lock, read, write};
 use crate::{Error, Result};
 use segment::{SegmentFile, SegmentTable};
 use tail::Tail;
@@ -165,7 +166,7 @@ impl CommitLog {
 
     /// Why the writer stopped, if it has.
     pub fn stopped(&self) -> Option<String> {
-        self.shared.stopped.lock().expect("stopped lock").clone()
+        lock(&self.shared.stopped).clone()
     }
 
     /// Whether writes go out from registered io_uring buffers (WRITE_FIXED).
@@ -240,7 +241,7 @@ impl CommitLog {
     }
 
     fn send(&self, cmd: Command) {
-        let guard = self.tx.read().expect("sender lock");
+        let guard = read(&self.tx);
         let Some(tx) = guard.as_ref() else {
             fail_command(cmd, "CommitLog is shut down");
             return;
@@ -397,7 +398,7 @@ impl CommitLog {
 
     /// Makes everything appended durable and stops the writer. Returns the final end.
     pub fn shutdown(&self) -> Result<i64> {
-        let Some(tx) = self.tx.write().expect("sender lock").take() else {
+        let Some(tx) = write(&self.tx).take() else {
             return Ok(self.shared.progress.get(Level::Durable));
         };
         let (done_tx, done_rx) = mpsc::channel();
@@ -411,7 +412,7 @@ impl CommitLog {
         } else {
             Err(Error::WriterStopped("writer exited".into()))
         };
-        if let Some(t) = self.thread.lock().expect("thread lock").take() {
+        if let Some(t) = lock(&self.thread).take() {
             let _ = t.join();
         }
         self.shared.progress.stop();

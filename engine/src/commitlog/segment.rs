@@ -10,6 +10,7 @@ use std::sync::mpsc::{self, Receiver, Sender};
 use std::sync::{Arc, RwLock};
 
 use crate::io::direct_file;
+use crate::sync::{read, write};
 use crate::{Error, Result};
 
 /// One segment: an O_DIRECT fd for the writer and a buffered fd for readers.
@@ -111,30 +112,22 @@ pub struct SegmentTable {
 
 impl SegmentTable {
     pub fn insert(&self, seg: Arc<SegmentFile>) {
-        self.map
-            .write()
-            .expect("segment table lock")
-            .insert(seg.base, seg);
+        write(&self.map).insert(seg.base, seg);
     }
 
     /// The segment containing `offset`.
     pub fn find(&self, offset: u64) -> Option<Arc<SegmentFile>> {
-        let map = self.map.read().expect("segment table lock");
+        let map = read(&self.map);
         let (_, seg) = map.range(..=offset).next_back()?;
         (offset < seg.end()).then(|| seg.clone())
     }
 
     pub fn first_base(&self) -> Option<u64> {
-        self.map
-            .read()
-            .expect("segment table lock")
-            .keys()
-            .next()
-            .copied()
+        read(&self.map).keys().next().copied()
     }
 
     pub fn remove_from(&self, base: u64) -> Vec<Arc<SegmentFile>> {
-        let mut map = self.map.write().expect("segment table lock");
+        let mut map = write(&self.map);
         let tail = map.split_off(&base);
         tail.into_values().collect()
     }

@@ -18,6 +18,7 @@ use std::sync::{Mutex, RwLock};
 
 use super::progress::{Level, Progress};
 use crate::io::tail_ring::TailRing;
+use crate::sync::{lock, read, write};
 use crate::{Error, Result};
 
 pub struct Tail {
@@ -70,7 +71,7 @@ impl Tail {
         progress: &Progress,
         f: impl FnOnce(&[u8]) -> R,
     ) -> Option<R> {
-        let retain = self.retain_start.read().expect("tail lock");
+        let retain = read(&self.retain_start);
         let append_end = progress.get(Level::Append).max(0) as u64;
         if phys < *retain || phys + len as u64 > append_end || len > self.ring.capacity() {
             return None;
@@ -83,14 +84,14 @@ impl Tail {
     }
 
     pub fn retain_start(&self) -> u64 {
-        *self.retain_start.read().expect("tail lock")
+        *read(&self.retain_start)
     }
 
     /// Pins `[phys, phys + len)` if it is in the ring and below the published
     /// `append_end` (the window of [`Tail::with_slice`]): until [`Tail::unpin`], the
     /// writer does not move `retain_start` past `phys`, so it never rewrites these bytes.
     pub fn pin(&self, phys: u64, len: usize, progress: &Progress) -> bool {
-        let retain = self.retain_start.read().expect("tail lock");
+        let retain = read(&self.retain_start);
         let append_end = progress.get(Level::Append).max(0) as u64;
         if phys < *retain || phys + len as u64 > append_end || len > self.ring.capacity() {
             return false;
@@ -98,19 +99,14 @@ impl Tail {
         // Recorded while the read lock holds `retain_start` at or below `phys`: the
         // writer reads the pins under the write lock, so it sees this one before it
         // moves the window again.
-        *self
-            .pins
-            .lock()
-            .expect("pins lock")
-            .entry(phys)
-            .or_insert(0) += 1;
+        *lock(&self.pins).entry(phys).or_insert(0) += 1;
         true
     }
 
     /// Releases one pin taken by [`Tail::pin`] at `phys`. Returns whether the writer
     /// waits for pins (then the caller rings its doorbell).
     pub fn unpin(&self, phys: u64) -> bool {
-        let mut pins = self.pins.lock().expect("pins lock");
+        let mut pins = lock(&self.pins);
         match pins.get_mut(&phys) {
             Some(n) if *n > 1 => *n -= 1,
             Some(_) => {
@@ -133,11 +129,7 @@ impl Tail {
 
     /// The lowest pinned offset, if any range is pinned.
     pub fn pinned_floor(&self) -> Option<u64> {
-        self.pins
-            .lock()
-            .expect("pins lock")
-            .first_key_value()
-            .map(|(k, _)| *k)
+        lock(&self.pins).first_key_value().map(|(k, _)| *k)
     }
 
     /// How many unpins there have been (the writer compares two readings).
@@ -162,7 +154,7 @@ impl Tail {
     /// Writer only: forget everything below `to`, or below the lowest pinned offset if
     /// that is lower (but never move back). Returns the new `retain_start`.
     pub fn advance_retain(&self, to: u64) -> u64 {
-        let mut retain = self.retain_start.write().expect("tail lock");
+        let mut retain = write(&self.retain_start);
         debug_assert!(to >= *retain);
         // Under the write lock no pin can be added (pin holds the read lock), so the
         // floor read here stays a floor until the lock is released.
@@ -176,14 +168,14 @@ impl Tail {
 
     /// Writer only: reset the window after recovery or truncation.
     pub fn reset(&self, to: u64) {
-        *self.retain_start.write().expect("tail lock") = to;
+        *write(&self.retain_start) = to;
     }
 
     /// Writer only: moves the window to start at `to` and runs `f` (which re-seeds ring
     /// bytes and publishes the new offsets) while holding the write lock, so no reader is
     /// inside [`Tail::with_slice`] while the window and `append_end` change.
     pub fn reset_with<R>(&self, to: u64, f: impl FnOnce() -> R) -> R {
-        let mut retain = self.retain_start.write().expect("tail lock");
+        let mut retain = write(&self.retain_start);
         *retain = to;
         f()
     }

@@ -17,6 +17,7 @@ use super::{ConsumeQueueStore, CqEntry};
 use crate::commitlog::{CommitLog, Level};
 use crate::delay_levels::{DelayLevels, SCHEDULE_TOPIC};
 use crate::record::{self, Parsed};
+use crate::sync::lock;
 use crate::{Error, Result};
 
 /// Told about new entries, e.g. to wake long-polling pulls.
@@ -43,7 +44,7 @@ impl DispatchGate {
     /// Waits until the dispatcher is between ranges and keeps it there.
     pub fn pause(&self) -> DispatchPause<'_> {
         self.pausers.fetch_add(1, Ordering::SeqCst);
-        let guard = self.lock.lock().unwrap_or_else(|p| p.into_inner());
+        let guard = lock(&self.lock);
         DispatchPause {
             gate: self,
             _guard: guard,
@@ -55,7 +56,7 @@ impl DispatchGate {
         if self.pausers.load(Ordering::SeqCst) != 0 {
             return None;
         }
-        Some(self.lock.lock().unwrap_or_else(|p| p.into_inner()))
+        Some(lock(&self.lock))
     }
 }
 

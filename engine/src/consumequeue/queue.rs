@@ -14,102 +14,23 @@
 //!   the first invalid entry (RocketMQ's recovery rule);
 //! - entries of the first file below `min_offset` are RocketMQ's "pre-blank" fillers
 //!   ([`CqEntry::BLANK`]), written when a queue starts at a non-zero offset (a fresh slave).
+//!
+//! Open restores them with `recovery`; the files themselves are `files`.
 
-use std::fs::{self, File, OpenOptions};
-use std::io;
 use std::os::unix::fs::FileExt;
-use std::os::unix::io::AsRawFd;
 use std::path::{Path, PathBuf};
 use std::sync::atomic::{AtomicI64, Ordering};
 use std::sync::{Arc, Mutex, MutexGuard, RwLock, RwLockReadGuard, RwLockWriteGuard};
 
 use tracing::{info, warn};
 
+use super::entry::{CqEntry, CQ_ENTRY_SIZE, ENTRY_BYTES};
+use super::file_io::{read_full_at, zero_range};
+use super::files::{create_file, fsync_dirs, list_files, remove_files, CqFile, Files};
+use super::recovery::{self, QueueName};
+use super::search::{self, partition_point};
+use crate::sync::{lock, read, write};
 use crate::{Error, Result};
-
-/// Bytes per ConsumeQueue entry (RocketMQ `CQ_STORE_UNIT_SIZE`).
-pub const CQ_ENTRY_SIZE: usize = 20;
-/// RocketMQ's default entries per file (`mappedFileSizeConsumeQueue` = 300 000 x 20 bytes).
-pub const DEFAULT_ENTRIES_PER_FILE: usize = 300_000;
-
-const ENTRY_BYTES: i64 = CQ_ENTRY_SIZE as i64;
-/// Entries read per `pread` while scanning a file at open.
-const SCAN_CHUNK_ENTRIES: usize = 4096;
-static ZEROS: [u8; 64 * 1024] = [0; 64 * 1024];
-
-/// One ConsumeQueue entry: where the message's record lies in the CommitLog and its tag hash
-/// (for `SCHEDULE_TOPIC_XXXX`, the delivery time). Stored big-endian.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Default)]
-pub struct CqEntry {
-    pub phys_offset: i64,
-    pub size: i32,
-    pub tags_code: i64,
-}
-
-impl CqEntry {
-    /// RocketMQ's filler for the slots before a queue's first entry (`fillPreBlank`).
-    pub const BLANK: CqEntry = CqEntry {
-        phys_offset: 0,
-        size: i32::MAX,
-        tags_code: 0,
-    };
-
-    pub fn encode(&self) -> [u8; CQ_ENTRY_SIZE] {
-        let mut b = [0u8; CQ_ENTRY_SIZE];
-        b[0..8].copy_from_slice(&self.phys_offset.to_be_bytes());
-        b[8..12].copy_from_slice(&self.size.to_be_bytes());
-        b[12..20].copy_from_slice(&self.tags_code.to_be_bytes());
-        b
-    }
-
-    /// Decodes the first 20 bytes of `b` (panics if shorter: a caller bug).
-    pub fn decode(b: &[u8]) -> CqEntry {
-        let b: &[u8; CQ_ENTRY_SIZE] = b[..CQ_ENTRY_SIZE].try_into().expect("20 bytes");
-        CqEntry {
-            phys_offset: i64::from_be_bytes(b[0..8].try_into().expect("8 bytes")),
-            size: i32::from_be_bytes(b[8..12].try_into().expect("4 bytes")),
-            tags_code: i64::from_be_bytes(b[12..20].try_into().expect("8 bytes")),
-        }
-    }
-
-    /// RocketMQ's rule for a written entry; zeroed (unwritten) slots fail it.
-    pub fn is_valid(&self) -> bool {
-        self.phys_offset >= 0 && self.size > 0
-    }
-
-    pub fn is_blank(&self) -> bool {
-        *self == Self::BLANK
-    }
-
-    /// CommitLog offset just past the record.
-    pub fn phys_end(&self) -> i64 {
-        self.phys_offset + i64::from(self.size)
-    }
-}
-
-struct CqFile {
-    /// File number: the file holds queue offsets `[index * epf, (index + 1) * epf)`.
-    index: i64,
-    path: PathBuf,
-    file: File,
-}
-
-#[derive(Default)]
-struct Files {
-    first_index: i64,
-    list: Vec<Arc<CqFile>>,
-}
-
-impl Files {
-    fn get(&self, index: i64) -> Option<&Arc<CqFile>> {
-        let i = index.checked_sub(self.first_index)?;
-        self.list.get(usize::try_from(i).ok()?)
-    }
-
-    fn end_index(&self) -> i64 {
-        self.first_index + self.list.len() as i64
-    }
-}
 
 #[derive(Default)]
 struct WriterState {
@@ -162,19 +83,18 @@ impl ConsumeQueue {
             .filter(|&n| n > 0 && n.checked_mul(ENTRY_BYTES).is_some())
             .ok_or_else(|| Error::Invalid(format!("entries_per_file {entries_per_file}")))?;
         let dir = root.join(topic).join(queue_id.to_string());
-        let files = list_files(&dir, epf)?;
-        let q = ConsumeQueue {
+        let mut files = list_files(&dir, epf)?;
+        let (min, max) = recovery::recover(&mut files, &dir, epf, QueueName { topic, queue_id })?;
+        Ok(ConsumeQueue {
             topic: topic.to_owned(),
             queue_id,
             dir,
             entries_per_file: epf,
-            min_offset: AtomicI64::new(files.first_index * epf),
-            max_offset: AtomicI64::new(files.first_index * epf),
+            min_offset: AtomicI64::new(min),
+            max_offset: AtomicI64::new(max),
             files: RwLock::new(files),
             writer: Mutex::new(WriterState::default()),
-        };
-        q.recover()?;
-        Ok(q)
+        })
     }
 
     pub fn topic(&self) -> &str {
@@ -355,11 +275,7 @@ impl ConsumeQueue {
             return result;
         }
         if dir_dirty {
-            let mut w = WriterState {
-                dirty: Vec::new(),
-                dir_dirty: true,
-            };
-            if let Err(e) = self.sync_dirs(&mut w) {
+            if let Err(e) = fsync_dirs(&self.dir) {
                 self.lock_writer().dir_dirty = true;
                 return Err(e);
             }
@@ -381,151 +297,33 @@ impl ConsumeQueue {
     ) -> Result<i64> {
         let max = self.max_offset();
         let min = self.min_offset();
-        if min >= max {
-            return Ok(max);
-        }
-        let time_at = |k: i64| -> Result<i64> {
-            Ok(match self.get(k)? {
-                Some(e) => store_ts(e.phys_offset, e.size).unwrap_or(i64::MIN),
-                None => i64::MIN,
-            })
-        };
-        if upper {
-            let after = partition_point(min, max, |k| Ok(time_at(k)? <= ts_ms))?;
-            Ok((after - 1).max(min))
-        } else {
-            partition_point(min, max, |k| Ok(time_at(k)? < ts_ms))
-        }
+        search::by_timestamp(min, max, ts_ms, upper, |k| self.get(k), store_ts)
     }
 
     // ---- internals -------------------------------------------------------------------
 
     fn lock_writer(&self) -> MutexGuard<'_, WriterState> {
-        self.writer.lock().unwrap_or_else(|p| p.into_inner())
+        lock(&self.writer)
     }
 
     fn files_read(&self) -> RwLockReadGuard<'_, Files> {
-        self.files.read().unwrap_or_else(|p| p.into_inner())
+        read(&self.files)
     }
 
     fn files_write(&self) -> RwLockWriteGuard<'_, Files> {
-        self.files.write().unwrap_or_else(|p| p.into_inner())
+        write(&self.files)
     }
 
     fn file(&self, index: i64) -> Option<Arc<CqFile>> {
         self.files_read().get(index).cloned()
     }
 
-    fn file_bytes(&self) -> u64 {
-        (self.entries_per_file * ENTRY_BYTES) as u64
-    }
-
     /// Reads slot `k` regardless of min/max (zeros if the file is missing or short).
     fn read_slot(&self, k: i64) -> Result<CqEntry> {
-        let Some(file) = self.file(k / self.entries_per_file) else {
-            return Ok(CqEntry::default());
-        };
-        let mut buf = [0u8; CQ_ENTRY_SIZE];
-        read_full_at(
-            &file.file,
-            &mut buf,
-            ((k % self.entries_per_file) * ENTRY_BYTES) as u64,
-        )
-        .map_err(|e| Error::io(format!("pread {}", file.path.display()), e))?;
-        Ok(CqEntry::decode(&buf))
-    }
-
-    /// Establishes min/max from the files on disk and restores the invariants (module docs).
-    fn recover(&self) -> Result<()> {
-        let epf = self.entries_per_file;
-        let (first_index, n) = {
-            let f = self.files_read();
-            (f.first_index, f.list.len() as i64)
-        };
-        if n == 0 {
-            return Ok(());
+        match self.file(k / self.entries_per_file) {
+            Some(file) => file.read_entry(k % self.entries_per_file),
+            None => Ok(CqEntry::default()),
         }
-        let mut last = first_index + n - 1;
-        let mut valid = self.count_valid(last)?;
-        if valid == 0 && n >= 2 {
-            // An empty last file: the previous one may have lost its tail in a crash.
-            let prev = self.count_valid(last - 1)?;
-            if prev < epf {
-                last -= 1;
-                valid = prev;
-            }
-        }
-        let max = last * epf + valid;
-        let removed = {
-            let mut files = self.files_write();
-            let keep = (last - files.first_index + 1) as usize;
-            files.list.split_off(keep)
-        };
-        if !removed.is_empty() {
-            warn!(topic = %self.topic, queue_id = self.queue_id, max,
-                  files = removed.len(), "deleting consume queue files above the end");
-            remove_files(&removed)?;
-            self.sync_dirs(&mut WriterState {
-                dirty: Vec::new(),
-                dir_dirty: true,
-            })?;
-        }
-        self.scrub_above(max)?;
-        // Pre-blank fillers are a prefix of the first file.
-        let first_valid = if last == first_index { valid } else { epf };
-        let first_start = first_index * epf;
-        let min = partition_point(first_start, first_start + first_valid, |k| {
-            Ok(self.read_slot(k)?.is_blank())
-        })?;
-        self.min_offset.store(min, Ordering::Release);
-        self.max_offset.store(max, Ordering::Release);
-        Ok(())
-    }
-
-    /// Number of valid entries at the start of file `index` (up to the first invalid one).
-    fn count_valid(&self, index: i64) -> Result<i64> {
-        let file = self.file(index).expect("file listed at open");
-        let mut buf = vec![0u8; SCAN_CHUNK_ENTRIES * CQ_ENTRY_SIZE];
-        let mut count = 0i64;
-        while count < self.entries_per_file {
-            let want = ((self.entries_per_file - count) as usize).min(SCAN_CHUNK_ENTRIES);
-            let got = read_full_at(
-                &file.file,
-                &mut buf[..want * CQ_ENTRY_SIZE],
-                (count * ENTRY_BYTES) as u64,
-            )
-            .map_err(|e| Error::io(format!("pread {}", file.path.display()), e))?;
-            let whole = got / CQ_ENTRY_SIZE;
-            for chunk in buf[..whole * CQ_ENTRY_SIZE].chunks_exact(CQ_ENTRY_SIZE) {
-                if !CqEntry::decode(chunk).is_valid() {
-                    return Ok(count);
-                }
-                count += 1;
-            }
-            if whole < want {
-                break; // short file
-            }
-        }
-        Ok(count)
-    }
-
-    /// Zeroes stale non-zero bytes above `max` in the file holding it (left by a crash that
-    /// lost a page in the middle), skipping holes with SEEK_DATA.
-    fn scrub_above(&self, max: i64) -> Result<()> {
-        let Some(file) = self.file(max / self.entries_per_file) else {
-            return Ok(());
-        };
-        let from = ((max % self.entries_per_file) * ENTRY_BYTES) as u64;
-        let zeroed = scrub_file(&file, from, self.file_bytes())
-            .map_err(|e| Error::io(format!("scrub {}", file.path.display()), e))?;
-        if zeroed > 0 {
-            warn!(topic = %self.topic, queue_id = self.queue_id, max, bytes = zeroed,
-                  "zeroed stale consume queue bytes above the recovered end");
-            file.file
-                .sync_data()
-                .map_err(|e| Error::io(format!("fdatasync {}", file.path.display()), e))?;
-        }
-        Ok(())
     }
 
     /// Zeroes entries `[from, to)` on disk and fdatasyncs the touched files.
@@ -581,7 +379,7 @@ impl ConsumeQueue {
                 self.topic, self.queue_id
             )));
         }
-        let file = Arc::new(self.create_file(index)?);
+        let file = Arc::new(create_file(&self.dir, index, epf)?);
         w.dir_dirty = true;
         let blanks = qoffset - index * epf;
         if empty && blanks > 0 {
@@ -599,214 +397,19 @@ impl ConsumeQueue {
         Ok(file)
     }
 
-    fn create_file(&self, index: i64) -> Result<CqFile> {
-        fs::create_dir_all(&self.dir)
-            .map_err(|e| Error::io(format!("create {}", self.dir.display()), e))?;
-        let path = self.dir.join(format!(
-            "{:020}",
-            index * self.entries_per_file * ENTRY_BYTES
-        ));
-        let file = OpenOptions::new()
-            .read(true)
-            .write(true)
-            .create(true)
-            .truncate(true)
-            .open(&path)
-            .map_err(|e| Error::io(format!("create {}", path.display()), e))?;
-        file.set_len(self.file_bytes())
-            .map_err(|e| Error::io(format!("preallocate {}", path.display()), e))?;
-        Ok(CqFile { index, path, file })
-    }
-
     /// fsyncs the queue directory and its two parents (created lazily) if `w.dir_dirty`.
     fn sync_dirs(&self, w: &mut WriterState) -> Result<()> {
         if !std::mem::take(&mut w.dir_dirty) {
             return Ok(());
         }
-        let mut dir = Some(self.dir.as_path());
-        for _ in 0..3 {
-            let Some(d) = dir else { break };
-            if let Err(e) = File::open(d).and_then(|f| f.sync_all()) {
-                w.dir_dirty = true;
-                return Err(Error::io(format!("fsync directory {}", d.display()), e));
-            }
-            dir = d.parent();
-        }
-        Ok(())
+        fsync_dirs(&self.dir).inspect_err(|_| w.dir_dirty = true)
     }
-}
-
-/// Lists and opens the files of a queue directory (missing directory: none). Names must be
-/// 20-digit start byte offsets at file boundaries, contiguous.
-fn list_files(dir: &Path, epf: i64) -> Result<Files> {
-    let rd = match fs::read_dir(dir) {
-        Ok(rd) => rd,
-        Err(e) if e.kind() == io::ErrorKind::NotFound => return Ok(Files::default()),
-        Err(e) => return Err(Error::io(format!("list {}", dir.display()), e)),
-    };
-    let file_bytes = epf * ENTRY_BYTES;
-    let mut found: Vec<(i64, PathBuf)> = Vec::new();
-    for ent in rd {
-        let ent = ent.map_err(|e| Error::io(format!("list {}", dir.display()), e))?;
-        let path = ent.path();
-        let start = ent.file_name().to_str().and_then(|n| {
-            (n.len() == 20 && n.bytes().all(|b| b.is_ascii_digit()))
-                .then(|| n.parse::<i64>().ok())
-                .flatten()
-        });
-        match start {
-            Some(s) if path.is_file() => {
-                if s % file_bytes != 0 {
-                    return Err(Error::Corrupt {
-                        offset: s,
-                        reason: format!(
-                            "{} does not start at a multiple of the file size {file_bytes}",
-                            path.display()
-                        ),
-                    });
-                }
-                found.push((s / file_bytes, path));
-            }
-            _ => warn!(path = %path.display(), "ignoring unexpected entry in consume queue dir"),
-        }
-    }
-    found.sort_unstable_by_key(|(i, _)| *i);
-    let mut files = Files {
-        first_index: found.first().map_or(0, |(i, _)| *i),
-        list: Vec::new(),
-    };
-    for (n, (index, path)) in found.into_iter().enumerate() {
-        if index != files.first_index + n as i64 {
-            return Err(Error::Corrupt {
-                offset: index * file_bytes,
-                reason: format!(
-                    "consume queue files in {} are not contiguous",
-                    dir.display()
-                ),
-            });
-        }
-        let file = OpenOptions::new()
-            .read(true)
-            .write(true)
-            .open(&path)
-            .map_err(|e| Error::io(format!("open {}", path.display()), e))?;
-        files.list.push(Arc::new(CqFile { index, path, file }));
-    }
-    Ok(files)
-}
-
-fn remove_files(files: &[Arc<CqFile>]) -> Result<()> {
-    for f in files {
-        debug_assert!(f.index >= 0);
-        match fs::remove_file(&f.path) {
-            Ok(()) => {}
-            Err(e) if e.kind() == io::ErrorKind::NotFound => {}
-            Err(e) => return Err(Error::io(format!("delete {}", f.path.display()), e)),
-        }
-    }
-    Ok(())
-}
-
-/// Smallest `k` in `[lo, hi)` for which `pred(k)` is false (`hi` if none); `pred` must be
-/// true on a prefix.
-fn partition_point(
-    mut lo: i64,
-    mut hi: i64,
-    mut pred: impl FnMut(i64) -> Result<bool>,
-) -> Result<i64> {
-    while lo < hi {
-        let mid = lo + (hi - lo) / 2;
-        if pred(mid)? {
-            lo = mid + 1;
-        } else {
-            hi = mid;
-        }
-    }
-    Ok(lo)
-}
-
-/// `pread` until `buf` is full or end of file; returns the bytes read (the rest of `buf`
-/// is zeroed).
-fn read_full_at(file: &File, buf: &mut [u8], mut off: u64) -> io::Result<usize> {
-    let mut done = 0;
-    while done < buf.len() {
-        match file.read_at(&mut buf[done..], off) {
-            Ok(0) => break,
-            Ok(n) => {
-                done += n;
-                off += n as u64;
-            }
-            Err(e) if e.kind() == io::ErrorKind::Interrupted => {}
-            Err(e) => return Err(e),
-        }
-    }
-    buf[done..].fill(0);
-    Ok(done)
-}
-
-fn zero_range(file: &File, range: std::ops::Range<u64>) -> io::Result<()> {
-    let mut pos = range.start;
-    while pos < range.end {
-        let n = ((range.end - pos) as usize).min(ZEROS.len());
-        file.write_all_at(&ZEROS[..n], pos)?;
-        pos += n as u64;
-    }
-    Ok(())
-}
-
-/// Zeroes every non-zero byte of `[from, end)`, reading only the data regions; returns the
-/// number of bytes rewritten.
-fn scrub_file(f: &CqFile, from: u64, end: u64) -> io::Result<u64> {
-    let fd = f.file.as_raw_fd();
-    let seek = |pos: u64, whence: libc::c_int| -> io::Result<Option<u64>> {
-        // SAFETY: lseek on a descriptor owned by `f`, which outlives this call; it touches no
-        // memory. The file position it moves is not used (all I/O is positional).
-        let r = unsafe { libc::lseek(fd, pos as libc::off_t, whence) };
-        if r >= 0 {
-            return Ok(Some(r as u64));
-        }
-        let e = io::Error::last_os_error();
-        match e.raw_os_error() {
-            Some(libc::ENXIO) => Ok(None),
-            // SEEK_DATA/SEEK_HOLE unsupported: treat everything as data.
-            Some(libc::EINVAL) | Some(libc::EOPNOTSUPP) => {
-                Ok(Some(if whence == libc::SEEK_DATA { pos } else { end }))
-            }
-            _ => Err(e),
-        }
-    };
-    let mut buf = vec![0u8; ZEROS.len()];
-    let mut zeroed = 0u64;
-    let mut pos = from;
-    while pos < end {
-        let Some(data) = seek(pos, libc::SEEK_DATA)? else {
-            break;
-        };
-        if data >= end {
-            break;
-        }
-        let hole = seek(data, libc::SEEK_HOLE)?.unwrap_or(end).min(end);
-        let mut p = data;
-        while p < hole {
-            let n = ((hole - p) as usize).min(buf.len());
-            let got = read_full_at(&f.file, &mut buf[..n], p)?;
-            if got == 0 {
-                return Ok(zeroed);
-            }
-            if buf[..got].iter().any(|&b| b != 0) {
-                f.file.write_all_at(&ZEROS[..got], p)?;
-                zeroed += got as u64;
-            }
-            p += got as u64;
-        }
-        pos = hole.max(data + 1);
-    }
-    Ok(zeroed)
 }
 
 #[cfg(test)]
 mod tests {
     use super::*;
+    use std::fs;
     use std::sync::atomic::AtomicBool;
 
     fn entry(k: i64) -> CqEntry {

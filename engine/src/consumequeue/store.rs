@@ -12,6 +12,7 @@ use std::sync::{Arc, RwLock, RwLockReadGuard, RwLockWriteGuard};
 use tracing::warn;
 
 use super::queue::ConsumeQueue;
+use crate::sync::{read, write};
 use crate::{Error, Result};
 
 /// Largest queue id accepted (queues of a topic are held in a Vec indexed by id).
@@ -146,11 +147,11 @@ impl ConsumeQueueStore {
     }
 
     fn read_map(&self) -> RwLockReadGuard<'_, QueueMap> {
-        self.queues.read().unwrap_or_else(|p| p.into_inner())
+        read(&self.queues)
     }
 
     fn write_map(&self) -> RwLockWriteGuard<'_, QueueMap> {
-        self.queues.write().unwrap_or_else(|p| p.into_inner())
+        write(&self.queues)
     }
 }
 

@@ -1,5 +1,6 @@
 //! Committed consumer offsets: `ConsumerOffsetSerializeWrapper` (wire spec §6.7) and
-//! [`ConsumerOffsetStore`], which keeps `<config>/consumerOffset.json`.
+//! [`ConsumerOffsetStore`], which keeps `<config>/consumerOffset.json` (a [`JsonStore`]).
+//! Any thread.
 //!
 //! The table maps `"<topic>@<group>"` to `{queueId: nextOffset}`. Like Java, queue-id keys
 //! are written unquoted (`{"T1@G1":{0:42}}`); both forms are accepted on read.
@@ -7,15 +8,13 @@
 //! periodically, which bumps the data version when something changed since the last write.
 
 use std::collections::BTreeMap;
-use std::path::{Path, PathBuf};
-use std::sync::Mutex;
+use std::path::Path;
 
 use serde::{Deserialize, Serialize};
 
-use super::atomic_file::write_atomically;
 use super::data_version::DataVersion;
 use super::json::{self, null_as_default};
-use super::lock;
+use super::json_store::{JsonStore, JsonTable};
 use crate::Result;
 
 /// File name under `<storePathRootDir>/config/`.
@@ -76,128 +75,103 @@ impl ConsumerOffsetSerializeWrapper {
     }
 }
 
-#[derive(Debug)]
-struct State {
-    table: BTreeMap<String, QueueOffsets>,
-    data_version: DataVersion,
-    /// Committed since the last persist: the next persist bumps the version.
-    dirty: bool,
+impl JsonTable for ConsumerOffsetSerializeWrapper {
+    fn data_version_mut(&mut self) -> &mut DataVersion {
+        self.data_version.get_or_insert_with(DataVersion::default)
+    }
+
+    fn file_bytes(&self) -> Vec<u8> {
+        self.to_java_json().into_bytes()
+    }
 }
 
-/// The consumer-offset table, loaded from and persisted to `consumerOffset.json`.
+/// The consumer-offset table, loaded from and persisted to `consumerOffset.json`. Commits
+/// change memory only (see `persist`).
 #[derive(Debug)]
 pub struct ConsumerOffsetStore {
-    path: PathBuf,
-    state: Mutex<State>,
-    /// Serializes snapshot + write so an older snapshot never overwrites a newer file.
-    persist_lock: Mutex<()>,
+    /// Always holds a `dataVersion` (created at load if the file had none).
+    store: JsonStore<ConsumerOffsetSerializeWrapper>,
 }
 
 impl ConsumerOffsetStore {
     /// Loads `<dir>/consumerOffset.json` (or its `.bak`); an absent file gives an empty table.
     pub fn load(dir: &Path) -> Result<ConsumerOffsetStore> {
-        let path = dir.join(CONSUMER_OFFSET_FILE);
-        let w: ConsumerOffsetSerializeWrapper = json::load_file(&path)?.unwrap_or_default();
-        let state = State {
-            table: w.offset_table,
-            data_version: w.data_version.unwrap_or_default(),
-            dirty: false,
-        };
         Ok(ConsumerOffsetStore {
-            path,
-            state: Mutex::new(state),
-            persist_lock: Mutex::new(()),
+            store: JsonStore::load(dir, CONSUMER_OFFSET_FILE)?,
         })
     }
 
     /// The file this store persists to.
     pub fn path(&self) -> &Path {
-        &self.path
+        self.store.path()
     }
 
     /// Records the next offset to consume for one queue (memory only; see `persist`).
     pub fn commit(&self, group: &str, topic: &str, queue_id: i32, offset: i64) {
         let key = table_key(topic, group);
-        let mut s = lock(&self.state);
-        s.table.entry(key).or_default().insert(queue_id, offset);
-        s.dirty = true;
+        self.store.touch(|w| {
+            w.offset_table
+                .entry(key)
+                .or_default()
+                .insert(queue_id, offset);
+            ((), true)
+        });
     }
 
     /// The committed offset of one queue, if any.
     pub fn query(&self, group: &str, topic: &str, queue_id: i32) -> Option<i64> {
         let key = table_key(topic, group);
-        lock(&self.state).table.get(&key)?.get(&queue_id).copied()
+        self.store
+            .read(|w| w.offset_table.get(&key)?.get(&queue_id).copied())
     }
 
     /// All committed offsets of a group on a topic.
     pub fn query_all(&self, group: &str, topic: &str) -> QueueOffsets {
         let key = table_key(topic, group);
-        lock(&self.state)
-            .table
-            .get(&key)
-            .cloned()
-            .unwrap_or_default()
+        self.store
+            .read(|w| w.offset_table.get(&key).cloned().unwrap_or_default())
     }
 
     /// Forgets a group's offsets on every topic (DELETE_SUBSCRIPTIONGROUP). Memory only.
     pub fn remove_group(&self, group: &str) {
-        let mut s = lock(&self.state);
-        let before = s.table.len();
-        s.table
-            .retain(|k, _| k.rsplit_once(TOPIC_GROUP_SEPARATOR).map(|(_, g)| g) != Some(group));
-        if s.table.len() != before {
-            s.dirty = true;
-        }
+        self.store.touch(|w| {
+            let before = w.offset_table.len();
+            w.offset_table
+                .retain(|k, _| k.rsplit_once(TOPIC_GROUP_SEPARATOR).map(|(_, g)| g) != Some(group));
+            ((), w.offset_table.len() != before)
+        });
     }
 
     pub fn data_version(&self) -> DataVersion {
-        lock(&self.state).data_version
+        self.store.read(|w| w.data_version.unwrap_or_default())
     }
 
     /// The table and version as the wrapper (always with `dataVersion`).
     pub fn snapshot(&self) -> ConsumerOffsetSerializeWrapper {
-        let s = lock(&self.state);
-        ConsumerOffsetSerializeWrapper {
-            data_version: Some(s.data_version),
-            offset_table: s.table.clone(),
-        }
+        self.store.read(Clone::clone)
     }
 
     /// Writes the table atomically (Java dialect), first bumping the version if offsets
     /// were committed since the last write.
     pub fn persist(&self) -> Result<()> {
-        let _guard = lock(&self.persist_lock);
-        let text = {
-            let mut s = lock(&self.state);
-            if s.dirty {
-                s.data_version.next_version();
-                s.dirty = false;
-            }
-            drop(s);
-            self.snapshot().to_java_json()
-        };
-        write_atomically(&self.path, text.as_bytes())
+        self.store.persist()
     }
 
     /// Slave sync (§8.3): `putAll` of the master's table (each `topic@group` entry replaced
     /// whole, nothing deleted), adopt the master's version if it sent one, persist.
     pub fn merge_from_master(&self, master: ConsumerOffsetSerializeWrapper) -> Result<()> {
-        {
-            let mut s = lock(&self.state);
-            s.table.extend(master.offset_table);
+        self.store.replace_and_persist(|w| {
+            w.offset_table.extend(master.offset_table);
             if let Some(v) = master.data_version {
-                s.data_version = v;
+                w.data_version = Some(v);
             }
-            s.dirty = false;
-        }
-        let _guard = lock(&self.persist_lock);
-        let text = self.snapshot().to_java_json();
-        write_atomically(&self.path, text.as_bytes())
+        })
     }
 
     /// The GET_ALL_CONSUMER_OFFSET body, in Java's dialect (unquoted queue ids).
     pub fn to_wire_json(&self) -> String {
-        self.snapshot().to_java_json()
+        self.store
+            .read(ConsumerOffsetSerializeWrapper::to_java_json)
     }
 }
 

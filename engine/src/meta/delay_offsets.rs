@@ -1,5 +1,6 @@
 //! Schedule progress per delay level: `DelayOffsetSerializeWrapper` (wire spec §6.8) and
-//! [`DelayOffsetStore`], which keeps `<config>/delayOffset.json`.
+//! [`DelayOffsetStore`], which keeps `<config>/delayOffset.json` (a [`JsonStore`]). Any
+//! thread.
 //!
 //! `offsetTable` maps the 1-based delay level to the next ConsumeQueue offset to deliver in
 //! queue `level - 1` of `SCHEDULE_TOPIC_XXXX`. Level keys are written unquoted, as Java does;
@@ -8,14 +9,12 @@
 
 use std::collections::BTreeMap;
 use std::path::{Path, PathBuf};
-use std::sync::Mutex;
 
 use serde::{Deserialize, Serialize};
 
-use super::atomic_file::write_atomically;
 use super::data_version::DataVersion;
 use super::json::{self, null_as_default};
-use super::lock;
+use super::json_store::{JsonStore, JsonTable};
 use crate::{Error, Result};
 
 /// File name under `<storePathRootDir>/config/`.
@@ -58,87 +57,68 @@ impl DelayOffsetSerializeWrapper {
     }
 }
 
-#[derive(Debug)]
-struct State {
-    table: BTreeMap<i32, i64>,
-    data_version: DataVersion,
-    /// Changed since the last persist: the next persist bumps the version.
-    dirty: bool,
+impl JsonTable for DelayOffsetSerializeWrapper {
+    fn data_version_mut(&mut self) -> &mut DataVersion {
+        self.data_version.get_or_insert_with(DataVersion::default)
+    }
+
+    fn file_bytes(&self) -> Vec<u8> {
+        self.to_java_json().into_bytes()
+    }
 }
 
-/// The delay-offset table, loaded from and persisted to `delayOffset.json`.
+/// The delay-offset table, loaded from and persisted to `delayOffset.json`. Progress
+/// changes memory only (see `persist`).
 #[derive(Debug)]
 pub struct DelayOffsetStore {
-    path: PathBuf,
-    state: Mutex<State>,
-    /// Serializes snapshot + write so an older snapshot never overwrites a newer file.
-    persist_lock: Mutex<()>,
+    /// Always holds a `dataVersion` (created at load if the file had none).
+    store: JsonStore<DelayOffsetSerializeWrapper>,
 }
 
 impl DelayOffsetStore {
     /// Loads `<dir>/delayOffset.json` (or its `.bak`); an absent file gives an empty table.
     pub fn load(dir: &Path) -> Result<DelayOffsetStore> {
-        let path = dir.join(DELAY_OFFSET_FILE);
-        let w: DelayOffsetSerializeWrapper = json::load_file(&path)?.unwrap_or_default();
-        let state = State {
-            table: w.offset_table,
-            data_version: w.data_version.unwrap_or_default(),
-            dirty: false,
-        };
         Ok(DelayOffsetStore {
-            path,
-            state: Mutex::new(state),
-            persist_lock: Mutex::new(()),
+            store: JsonStore::load(dir, DELAY_OFFSET_FILE)?,
         })
     }
 
     /// The file this store persists to.
     pub fn path(&self) -> &Path {
-        &self.path
+        self.store.path()
     }
 
     /// The next offset to deliver for a delay level (1-based).
     pub fn get(&self, level: i32) -> Option<i64> {
-        lock(&self.state).table.get(&level).copied()
+        self.store.read(|w| w.offset_table.get(&level).copied())
     }
 
     /// Records progress for a delay level (memory only; see `persist`).
     pub fn set(&self, level: i32, offset: i64) {
-        let mut s = lock(&self.state);
-        s.table.insert(level, offset);
-        s.dirty = true;
+        self.store.touch(|w| {
+            w.offset_table.insert(level, offset);
+            ((), true)
+        });
     }
 
     /// All levels and offsets.
     pub fn all(&self) -> BTreeMap<i32, i64> {
-        lock(&self.state).table.clone()
+        self.store.read(|w| w.offset_table.clone())
     }
 
     pub fn data_version(&self) -> DataVersion {
-        lock(&self.state).data_version
+        self.store.read(|w| w.data_version.unwrap_or_default())
     }
 
     /// The table and version as the wrapper (always with `dataVersion`).
     pub fn snapshot(&self) -> DelayOffsetSerializeWrapper {
-        let s = lock(&self.state);
-        DelayOffsetSerializeWrapper {
-            data_version: Some(s.data_version),
-            offset_table: s.table.clone(),
-        }
+        self.store.read(Clone::clone)
     }
 
     /// Writes the table atomically (Java dialect), first bumping the version if offsets
     /// changed since the last write.
     pub fn persist(&self) -> Result<()> {
-        let _guard = lock(&self.persist_lock);
-        {
-            let mut s = lock(&self.state);
-            if s.dirty {
-                s.data_version.next_version();
-                s.dirty = false;
-            }
-        }
-        write_atomically(&self.path, self.snapshot().to_java_json().as_bytes())
+        self.store.persist()
     }
 
     /// Slave sync (§8.3): the master's body is written verbatim to `delayOffset.json` and
@@ -149,26 +129,24 @@ impl DelayOffsetStore {
         let master = DelayOffsetSerializeWrapper::from_json(raw).map_err(|source| Error::Json {
             path: PathBuf::from(format!(
                 "GET_ALL_DELAY_OFFSET body for {}",
-                self.path.display()
+                self.path().display()
             )),
             source,
         })?;
-        let _guard = lock(&self.persist_lock);
-        write_atomically(&self.path, raw)?;
-        let mut s = lock(&self.state);
-        s.table
-            .extend(master.offset_table.iter().map(|(k, v)| (*k, *v)));
-        if let Some(v) = master.data_version {
-            s.data_version = v;
-        }
-        // Levels only we know are not in the file yet: the next persist writes them.
-        s.dirty = s.table != master.offset_table;
-        Ok(())
+        self.store.write_raw_then(raw, |w| {
+            w.offset_table
+                .extend(master.offset_table.iter().map(|(k, v)| (*k, *v)));
+            if let Some(v) = master.data_version {
+                w.data_version = Some(v);
+            }
+            // Levels only we know are not in the file yet: the next persist writes them.
+            w.offset_table != master.offset_table
+        })
     }
 
     /// The GET_ALL_DELAY_OFFSET body, in Java's dialect (unquoted levels).
     pub fn to_wire_json(&self) -> String {
-        self.snapshot().to_java_json()
+        self.store.read(DelayOffsetSerializeWrapper::to_java_json)
     }
 }
 

@@ -15,6 +15,9 @@
 //! Java peers are sure to read (§11). A file that does not parse is an
 //! [`Error::Json`](crate::Error::Json) naming it.
 //!
+//! Each store is a [`JsonStore`] (load, lock, dirty flag, data version, atomic write) plus
+//! what is its own: the table's types, its file dialect and its operations.
+//!
 //! Each store is internally locked and can be shared (`Arc`) between threads. Consumer and
 //! delay offsets change in memory only; the broker persists them periodically with
 //! [`MetaStores::persist_all`]. Topic and subscription-group changes persist at once.
@@ -24,11 +27,11 @@ pub mod consumer_offsets;
 pub mod data_version;
 pub mod delay_offsets;
 pub mod json;
+pub mod json_store;
 pub mod subscription_groups;
 pub mod topics;
 
 use std::path::Path;
-use std::sync::{Mutex, MutexGuard, PoisonError, RwLock, RwLockReadGuard, RwLockWriteGuard};
 
 pub use atomic_file::{read_if_exists, write_atomically};
 pub use consumer_offsets::{
@@ -37,6 +40,7 @@ pub use consumer_offsets::{
 };
 pub use data_version::DataVersion;
 pub use delay_offsets::{DelayOffsetSerializeWrapper, DelayOffsetStore, DELAY_OFFSET_FILE};
+pub use json_store::{JsonStore, JsonTable};
 pub use subscription_groups::{
     SubscriptionGroupConfig, SubscriptionGroupStore, SubscriptionGroupWrapper,
     SUBSCRIPTION_GROUP_FILE,
@@ -81,20 +85,6 @@ impl MetaStores {
         ];
         results.into_iter().collect()
     }
-}
-
-// Poisoning is ignored: the guarded values are plain tables that stay consistent even if a
-// holder panicked between two statements.
-fn lock<T>(m: &Mutex<T>) -> MutexGuard<'_, T> {
-    m.lock().unwrap_or_else(PoisonError::into_inner)
-}
-
-fn read<T>(l: &RwLock<T>) -> RwLockReadGuard<'_, T> {
-    l.read().unwrap_or_else(PoisonError::into_inner)
-}
-
-fn write<T>(l: &RwLock<T>) -> RwLockWriteGuard<'_, T> {
-    l.write().unwrap_or_else(PoisonError::into_inner)
 }
 
 #[cfg(test)]

@@ -1,21 +1,19 @@
 //! Subscription-group configurations: `SubscriptionGroupConfig`, `SubscriptionGroupWrapper`
 //! (wire spec §6.9) and [`SubscriptionGroupStore`], which keeps
-//! `<config>/subscriptionGroup.json`.
+//! `<config>/subscriptionGroup.json` (a [`JsonStore`], written pretty). Any thread.
 //!
 //! 5.x-only structured properties (`groupRetryPolicy`, `subscriptionDataSet`,
 //! `forbiddenTable`) are kept as opaque JSON; unknown properties are preserved in `extra`.
 
 use std::collections::BTreeMap;
-use std::path::{Path, PathBuf};
-use std::sync::{Mutex, RwLock};
+use std::path::Path;
 
 use serde::{Deserialize, Serialize};
 use serde_json::Value;
 
-use super::atomic_file::write_atomically;
 use super::data_version::DataVersion;
 use super::json::{self, null_as_default};
-use super::{lock, read, write};
+use super::json_store::{JsonStore, JsonTable};
 use crate::Result;
 
 /// File name under `<storePathRootDir>/config/`.
@@ -109,46 +107,45 @@ impl SubscriptionGroupWrapper {
     }
 }
 
+impl JsonTable for SubscriptionGroupWrapper {
+    fn data_version_mut(&mut self) -> &mut DataVersion {
+        &mut self.data_version
+    }
+
+    fn file_bytes(&self) -> Vec<u8> {
+        serde_json::to_vec_pretty(self).expect("subscription groups serialize")
+    }
+}
+
 /// The subscription-group table, loaded from and persisted to `subscriptionGroup.json`.
+/// Every change bumps the data version and persists at once.
 #[derive(Debug)]
 pub struct SubscriptionGroupStore {
-    path: PathBuf,
-    inner: RwLock<SubscriptionGroupWrapper>,
-    /// Serializes snapshot + write so an older snapshot never overwrites a newer file.
-    persist_lock: Mutex<()>,
+    store: JsonStore<SubscriptionGroupWrapper>,
 }
 
 impl SubscriptionGroupStore {
     /// Loads `<dir>/subscriptionGroup.json` (or its `.bak`); an absent file gives an empty
     /// table.
     pub fn load(dir: &Path) -> Result<SubscriptionGroupStore> {
-        let path = dir.join(SUBSCRIPTION_GROUP_FILE);
-        let wrapper = json::load_file(&path)?.unwrap_or_default();
         Ok(SubscriptionGroupStore {
-            path,
-            inner: RwLock::new(wrapper),
-            persist_lock: Mutex::new(()),
+            store: JsonStore::load(dir, SUBSCRIPTION_GROUP_FILE)?,
         })
     }
 
     /// The file this store persists to.
     pub fn path(&self) -> &Path {
-        &self.path
+        self.store.path()
     }
 
     /// Writes the current table to disk atomically.
     pub fn persist(&self) -> Result<()> {
-        let _guard = lock(&self.persist_lock);
-        let bytes =
-            serde_json::to_vec_pretty(&*read(&self.inner)).expect("subscription groups serialize");
-        write_atomically(&self.path, &bytes)
+        self.store.persist()
     }
 
     pub fn get(&self, group: &str) -> Option<SubscriptionGroupConfig> {
-        read(&self.inner)
-            .subscription_group_table
-            .get(group)
-            .cloned()
+        self.store
+            .read(|w| w.subscription_group_table.get(group).cloned())
     }
 
     /// Java's `findSubscriptionGroupConfig`: the group's config; if it does not exist and
@@ -166,43 +163,39 @@ impl SubscriptionGroupStore {
         if !auto_create {
             return Ok(None);
         }
-        let config = {
-            let mut w = write(&self.inner);
+        let (config, created) = self.store.change(|w| {
             if let Some(c) = w.subscription_group_table.get(group) {
-                return Ok(Some(c.clone()));
+                return ((c.clone(), false), false);
             }
             let c = SubscriptionGroupConfig::new(group);
             w.subscription_group_table
                 .insert(group.to_owned(), c.clone());
-            w.data_version.next_version();
-            c
-        };
-        self.persist()?;
+            ((c, true), true)
+        });
+        if created {
+            self.persist()?;
+        }
         Ok(Some(config))
     }
 
     /// Inserts or replaces a group (UPDATE_AND_CREATE_SUBSCRIPTIONGROUP), bumps the version
     /// and persists.
     pub fn put(&self, config: SubscriptionGroupConfig) -> Result<()> {
-        {
-            let mut w = write(&self.inner);
+        self.store.change(|w| {
             w.subscription_group_table
                 .insert(config.group_name.clone(), config);
-            w.data_version.next_version();
-        }
+            ((), true)
+        });
         self.persist()
     }
 
     /// Removes a group; bumps the version and persists only if it existed.
     pub fn remove(&self, group: &str) -> Result<Option<SubscriptionGroupConfig>> {
-        let removed = {
-            let mut w = write(&self.inner);
+        let removed = self.store.change(|w| {
             let removed = w.subscription_group_table.remove(group);
-            if removed.is_some() {
-                w.data_version.next_version();
-            }
-            removed
-        };
+            let changed = removed.is_some();
+            (removed, changed)
+        });
         if removed.is_some() {
             self.persist()?;
         }
@@ -211,41 +204,41 @@ impl SubscriptionGroupStore {
 
     /// All groups, sorted by name.
     pub fn all(&self) -> Vec<SubscriptionGroupConfig> {
-        read(&self.inner)
-            .subscription_group_table
-            .values()
-            .cloned()
-            .collect()
+        self.store
+            .read(|w| w.subscription_group_table.values().cloned().collect())
     }
 
     pub fn data_version(&self) -> DataVersion {
-        read(&self.inner).data_version
+        self.store.read(|w| w.data_version)
     }
 
     /// A copy of the whole wrapper.
     pub fn snapshot(&self) -> SubscriptionGroupWrapper {
-        read(&self.inner).clone()
+        self.store.read(Clone::clone)
     }
 
     /// Slave sync (§8.3): if the master's version differs, adopt it and its table (groups
     /// missing on the master are removed; the local `forbiddenTable` is kept) and persist.
     /// Returns whether anything was applied.
     pub fn replace_from_master(&self, master: SubscriptionGroupWrapper) -> Result<bool> {
-        {
-            let mut w = write(&self.inner);
+        let applied = self.store.write(|w| {
             if w.data_version == master.data_version {
-                return Ok(false);
+                return false;
             }
             w.data_version = master.data_version;
             w.subscription_group_table = master.subscription_group_table;
+            true
+        });
+        if applied {
+            self.persist()?;
         }
-        self.persist()?;
-        Ok(true)
+        Ok(applied)
     }
 
     /// The GET_ALL_SUBSCRIPTIONGROUP_CONFIG body.
     pub fn to_wire_json(&self) -> String {
-        serde_json::to_string(&*read(&self.inner)).expect("subscription groups serialize")
+        self.store
+            .read(|w| serde_json::to_string(w).expect("subscription groups serialize"))
     }
 }
 

@@ -1,20 +1,19 @@
 //! Topic configurations: `TopicConfig`, `TopicConfigSerializeWrapper` (wire spec §6.6) and
-//! [`TopicStore`], which keeps `<config>/topics.json`.
+//! [`TopicStore`], which keeps `<config>/topics.json` (a [`JsonStore`], written pretty).
+//! Any thread.
 //!
 //! Properties unknown to this version are kept in `extra` and written back, so a table
 //! synced from a newer Java master survives a round trip through this broker.
 
 use std::collections::BTreeMap;
-use std::path::{Path, PathBuf};
-use std::sync::{Mutex, RwLock};
+use std::path::Path;
 
 use serde::{Deserialize, Serialize};
 use serde_json::Value;
 
-use super::atomic_file::write_atomically;
 use super::data_version::DataVersion;
 use super::json::{self, null_as_default};
-use super::{lock, read, write};
+use super::json_store::{JsonStore, JsonTable};
 use crate::Result;
 
 /// File name under `<storePathRootDir>/config/`.
@@ -123,68 +122,68 @@ struct WireBody<'a> {
     topic_queue_mapping_info_map: BTreeMap<String, Value>,
 }
 
-/// The topic table, loaded from and persisted to `topics.json`.
+impl JsonTable for TopicConfigSerializeWrapper {
+    fn data_version_mut(&mut self) -> &mut DataVersion {
+        &mut self.data_version
+    }
+
+    fn file_bytes(&self) -> Vec<u8> {
+        serde_json::to_vec_pretty(self).expect("topic table serializes")
+    }
+}
+
+/// The topic table, loaded from and persisted to `topics.json`. Every change bumps the
+/// data version and persists at once.
 #[derive(Debug)]
 pub struct TopicStore {
-    path: PathBuf,
-    inner: RwLock<TopicConfigSerializeWrapper>,
-    /// Serializes snapshot + write so an older snapshot never overwrites a newer file.
-    persist_lock: Mutex<()>,
+    store: JsonStore<TopicConfigSerializeWrapper>,
 }
 
 impl TopicStore {
     /// Loads `<dir>/topics.json` (or its `.bak`); an absent file gives an empty table.
     pub fn load(dir: &Path) -> Result<TopicStore> {
-        let path = dir.join(TOPICS_FILE);
-        let wrapper = json::load_file(&path)?.unwrap_or_default();
         Ok(TopicStore {
-            path,
-            inner: RwLock::new(wrapper),
-            persist_lock: Mutex::new(()),
+            store: JsonStore::load(dir, TOPICS_FILE)?,
         })
     }
 
     /// The file this store persists to.
     pub fn path(&self) -> &Path {
-        &self.path
+        self.store.path()
     }
 
     /// Writes the current table to disk atomically.
     pub fn persist(&self) -> Result<()> {
-        let _guard = lock(&self.persist_lock);
-        let bytes = serde_json::to_vec_pretty(&*read(&self.inner)).expect("topic table serializes");
-        write_atomically(&self.path, &bytes)
+        self.store.persist()
     }
 
     pub fn get(&self, topic: &str) -> Option<TopicConfig> {
-        read(&self.inner).topic_config_table.get(topic).cloned()
+        self.store
+            .read(|w| w.topic_config_table.get(topic).cloned())
     }
 
     pub fn contains(&self, topic: &str) -> bool {
-        read(&self.inner).topic_config_table.contains_key(topic)
+        self.store
+            .read(|w| w.topic_config_table.contains_key(topic))
     }
 
     /// Inserts or replaces a topic, bumps the data version and persists.
     pub fn put_and_persist(&self, config: TopicConfig) -> Result<()> {
-        {
-            let mut w = write(&self.inner);
+        self.store.change(|w| {
             w.topic_config_table
                 .insert(config.topic_name.clone(), config);
-            w.data_version.next_version();
-        }
+            ((), true)
+        });
         self.persist()
     }
 
     /// Removes a topic; bumps the version and persists only if it existed.
     pub fn remove_and_persist(&self, topic: &str) -> Result<Option<TopicConfig>> {
-        let removed = {
-            let mut w = write(&self.inner);
+        let removed = self.store.change(|w| {
             let removed = w.topic_config_table.remove(topic);
-            if removed.is_some() {
-                w.data_version.next_version();
-            }
-            removed
-        };
+            let changed = removed.is_some();
+            (removed, changed)
+        });
         if removed.is_some() {
             self.persist()?;
         }
@@ -193,15 +192,12 @@ impl TopicStore {
 
     /// All topics, sorted by name.
     pub fn all(&self) -> Vec<TopicConfig> {
-        read(&self.inner)
-            .topic_config_table
-            .values()
-            .cloned()
-            .collect()
+        self.store
+            .read(|w| w.topic_config_table.values().cloned().collect())
     }
 
     pub fn len(&self) -> usize {
-        read(&self.inner).topic_config_table.len()
+        self.store.read(|w| w.topic_config_table.len())
     }
 
     pub fn is_empty(&self) -> bool {
@@ -209,44 +205,47 @@ impl TopicStore {
     }
 
     pub fn data_version(&self) -> DataVersion {
-        read(&self.inner).data_version
+        self.store.read(|w| w.data_version)
     }
 
     /// A copy of the whole table and its version.
     pub fn snapshot(&self) -> TopicConfigSerializeWrapper {
-        read(&self.inner).clone()
+        self.store.read(Clone::clone)
     }
 
     /// Slave sync (§8.3): if the master's version differs from ours, adopt its version and
     /// table (topics missing on the master are removed) and persist. Returns whether
     /// anything was applied.
     pub fn replace_from_master(&self, master: TopicConfigSerializeWrapper) -> Result<bool> {
-        {
-            let mut w = write(&self.inner);
+        let applied = self.store.write(|w| {
             if w.data_version == master.data_version {
-                return Ok(false);
+                return false;
             }
             *w = master;
+            true
+        });
+        if applied {
+            self.persist()?;
         }
-        self.persist()?;
-        Ok(true)
+        Ok(applied)
     }
 
     /// The GET_ALL_TOPIC_CONFIG body (5.x shape, readable by 4.x peers too).
     pub fn to_wire_json(&self) -> String {
-        let w = read(&self.inner);
-        let body = WireBody {
-            data_version: &w.data_version,
-            mapping_data_version: DataVersion {
-                counter: 0,
-                state_version: 0,
-                timestamp: 0,
-            },
-            topic_config_table: &w.topic_config_table,
-            topic_queue_mapping_detail_map: BTreeMap::new(),
-            topic_queue_mapping_info_map: BTreeMap::new(),
-        };
-        serde_json::to_string(&body).expect("topic table serializes")
+        self.store.read(|w| {
+            let body = WireBody {
+                data_version: &w.data_version,
+                mapping_data_version: DataVersion {
+                    counter: 0,
+                    state_version: 0,
+                    timestamp: 0,
+                },
+                topic_config_table: &w.topic_config_table,
+                topic_queue_mapping_detail_map: BTreeMap::new(),
+                topic_queue_mapping_info_map: BTreeMap::new(),
+            };
+            serde_json::to_string(&body).expect("topic table serializes")
+        })
     }
 }
 
