@@ -1,5 +1,10 @@
-//! Blocking RocketMQ remoting client (std threads, no async runtime), for
-//! tests and load generators against ringmq or any RocketMQ broker.
+//! ringmq-client: a blocking RocketMQ client (std threads, no async runtime), for
+//! tests, tools and load generators against ringmq or any RocketMQ broker. It depends on
+//! `ringmq-remoting` for the protocol and `ringmq-record` for stored-record bodies only.
+//!
+//! Threads: each [`Connection`] has one reader thread (responses routed by `opaque`,
+//! broker requests to a handler); a push consumer adds its rebalance, pull and consume
+//! threads (see [`push`]); everything else runs on the caller's thread.
 //!
 //! - [`connection`]: [`Connection`], one multiplexed TCP connection with a
 //!   reader thread routing responses by `opaque`; [`ClientError`].
