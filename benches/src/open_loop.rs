@@ -9,6 +9,7 @@ use std::time::{Duration, Instant};
 use bytes::Bytes;
 use hdrhistogram::Histogram;
 use ringmq_client::{Message, Producer, SendStatus};
+use ringmq_engine::sync::lock;
 
 /// The outcome of one open-loop run.
 pub struct OpenLoop {
@@ -58,10 +59,9 @@ pub fn run(p: &Producer, topic: &str, body: &Bytes, rate: u64, secs: f64, spin: 
             // Latency from the scheduled send time: a stall shows up in full.
             let us = scheduled.elapsed().as_micros() as u64;
             match r {
-                Ok(r) if r.status == SendStatus::SendOk => hist2
-                    .lock()
-                    .expect("histogram")
-                    .saturating_record(us.max(1)),
+                Ok(r) if r.status == SendStatus::SendOk => {
+                    lock(&hist2).saturating_record(us.max(1))
+                }
                 Ok(_) => {
                     not_ok2.fetch_add(1, Ordering::Relaxed);
                 }
@@ -76,7 +76,7 @@ pub fn run(p: &Producer, topic: &str, body: &Bytes, rate: u64, secs: f64, spin: 
     }
     p.flush(Duration::from_secs(30));
     let elapsed = start.elapsed().as_secs_f64();
-    let latency_us = hist.lock().expect("histogram").clone();
+    let latency_us = lock(&hist).clone();
     OpenLoop {
         achieved_per_s: latency_us.len() as f64 / elapsed,
         latency_us,

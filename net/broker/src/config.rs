@@ -1,8 +1,11 @@
 //! Broker settings: RocketMQ's `broker.conf` keys (`key=value`), their defaults, and the
-//! values derived from them. Unknown keys are warned about; a bad value is refused with
-//! the key named.
+//! values derived from them, read once at start-up on the thread that starts the broker.
+//! The keys themselves are a table in [`keys`]. Unknown keys are warned about; a bad value
+//! is refused with the key named.
 
-use std::collections::BTreeMap;
+pub mod keys;
+
+use std::collections::{BTreeMap, BTreeSet};
 use std::net::{IpAddr, SocketAddr};
 use std::path::{Path, PathBuf};
 use std::time::Duration;
@@ -186,180 +189,54 @@ impl BrokerConfig {
         Ok(map)
     }
 
-    /// Reads a `broker.conf` file.
-    pub fn load(path: &Path) -> Result<(Self, Vec<String>), ConfigError> {
+    /// Reads a `broker.conf` file's `key=value` lines.
+    pub fn read_properties(path: &Path) -> Result<BTreeMap<String, String>, ConfigError> {
         let text = std::fs::read_to_string(path)
             .map_err(|e| ConfigError(format!("cannot read {}: {e}", path.display())))?;
+        Self::parse_properties(&text)
+    }
+
+    /// Reads a `broker.conf` file into a configuration.
+    pub fn load(path: &Path) -> Result<(Self, Vec<String>), ConfigError> {
+        Self::from_properties(&Self::read_properties(path)?)
+    }
+
+    /// The configuration `props` describe, in one pass: every key given is set from
+    /// [`keys::KEYS`] over the defaults, then the keys whose default depends on others
+    /// (haListenPort, inSyncReplicas) are derived, only where nobody set them. Callers
+    /// with several sources (a file and command-line flags) merge them first, so a
+    /// derived default never overwrites an explicit value. Returns a warning per key
+    /// that is unknown or has no effect; fails on the first bad value, naming its key.
+    pub fn from_properties(
+        props: &BTreeMap<String, String>,
+    ) -> Result<(Self, Vec<String>), ConfigError> {
         let mut cfg = BrokerConfig::default();
-        let warnings = cfg.apply(&Self::parse_properties(&text)?)?;
+        let mut warnings = Vec::new();
+        let mut explicit = BTreeSet::new();
+        for (name, value) in props {
+            if let Some(key) = keys::find(name) {
+                (key.set)(&mut cfg, value, &mut warnings)
+                    .map_err(|expected| bad(name, value, expected))?;
+                explicit.insert(key.name);
+            } else if keys::NO_EFFECT.contains(&name.as_str()) {
+                warnings.push(format!(
+                    "{name}={value} is accepted and has no effect in ringmq"
+                ));
+            } else {
+                warnings.push(format!("unknown config key {name} (ignored)"));
+            }
+        }
+        for key in keys::KEYS {
+            if let Some(derive) = key.derive.filter(|_| !explicit.contains(key.name)) {
+                derive(&mut cfg)?;
+            }
+        }
+        cfg.check_role()?;
         Ok((cfg, warnings))
     }
 
-    /// Applies `key=value` settings over the current values. Returns a warning per
-    /// unknown key; fails on the first bad value, naming its key.
-    pub fn apply(&mut self, props: &BTreeMap<String, String>) -> Result<Vec<String>, ConfigError> {
-        let mut warnings = Vec::new();
-        let mut ha_port_set = false;
-        let mut in_sync_set = false;
-        let mut listen_port_set = false;
-        for (key, value) in props {
-            let v = value.as_str();
-            match key.as_str() {
-                "brokerClusterName" => self.broker_cluster_name = non_empty(key, v)?,
-                "brokerName" => self.broker_name = non_empty(key, v)?,
-                "brokerId" => self.broker_id = num(key, v)?,
-                "brokerIP1" => {
-                    self.broker_ip = v.parse().map_err(|_| bad(key, v, "an IP address"))?
-                }
-                "listenPort" => {
-                    self.listen_port = num(key, v)?;
-                    listen_port_set = true;
-                }
-                "storePathRootDir" => self.store_path_root_dir = PathBuf::from(non_empty(key, v)?),
-                "storePathCommitLog" => warnings.push(format!(
-                    "{key} is ignored: the CommitLog lives in storePathRootDir/commitlog"
-                )),
-                "brokerRole" => {
-                    self.broker_role = match v.to_ascii_uppercase().as_str() {
-                        "ASYNC_MASTER" => BrokerRole::AsyncMaster,
-                        "SYNC_MASTER" => BrokerRole::SyncMaster,
-                        "SLAVE" => BrokerRole::Slave,
-                        _ => return Err(bad(key, v, "ASYNC_MASTER, SYNC_MASTER or SLAVE")),
-                    }
-                }
-                "flushDiskType" => {
-                    self.sync_flush = match v.to_ascii_uppercase().as_str() {
-                        "SYNC_FLUSH" => true,
-                        "ASYNC_FLUSH" => false,
-                        _ => return Err(bad(key, v, "SYNC_FLUSH or ASYNC_FLUSH")),
-                    }
-                }
-                "haListenPort" => {
-                    self.ha_listen_port = num(key, v)?;
-                    ha_port_set = true;
-                }
-                "haMasterAddress" => {
-                    self.ha_master_address = (!v.is_empty()).then(|| v.to_string())
-                }
-                "namesrvAddr" => {
-                    self.namesrv_addr = (!v.is_empty()).then(|| v.to_string());
-                    if self.namesrv_addr.is_some() {
-                        warnings.push(format!(
-                            "namesrvAddr={v}: ringmq does not register with name servers yet; clients can use this broker's own address as their name server"
-                        ));
-                    }
-                }
-                "autoCreateTopicEnable" => self.auto_create_topic_enable = boolean(key, v)?,
-                "autoCreateSubscriptionGroup" => {
-                    self.auto_create_subscription_group = boolean(key, v)?
-                }
-                "defaultTopicQueueNums" => self.default_topic_queue_nums = positive(key, v)?,
-                "syncFlushTimeout" => {
-                    self.sync_flush_timeout = Duration::from_millis(positive(key, v)?)
-                }
-                "flushIntervalCommitLog" => {
-                    self.flush_interval_commit_log = Duration::from_millis(positive(key, v)?)
-                }
-                "mappedFileSizeCommitLog" => {
-                    let size: u64 = positive(key, v)?;
-                    if !size.is_multiple_of(4096) {
-                        return Err(bad(key, v, "a multiple of 4096"));
-                    }
-                    self.mapped_file_size_commit_log = size;
-                }
-                "mappedFileSizeConsumeQueue" => {
-                    let size: u64 = positive(key, v)?;
-                    if !size.is_multiple_of(20) {
-                        return Err(bad(key, v, "a multiple of 20"));
-                    }
-                    self.mapped_file_size_consume_queue = size;
-                }
-                "maxMessageSize" => self.max_message_size = positive(key, v)?,
-                "maxFrameSize" => self.max_frame_size = positive(key, v)?,
-                "longPollingEnable" => self.long_polling_enable = boolean(key, v)?,
-                "shortPollingTimeMills" => {
-                    self.short_polling_time = Duration::from_millis(positive(key, v)?)
-                }
-                "regionId" => self.region_id = non_empty(key, v)?,
-                "traceOn" => self.trace_on = boolean(key, v)?,
-                "netCores" => {
-                    self.net_cores = v
-                        .split(',')
-                        .map(|c| {
-                            c.trim()
-                                .parse::<usize>()
-                                .map_err(|_| bad(key, v, "a comma-separated list of core numbers"))
-                        })
-                        .collect::<Result<_, _>>()?;
-                    if self.net_cores.is_empty() {
-                        return Err(bad(key, v, "at least one core"));
-                    }
-                }
-                "writerCore" => self.writer_core = num(key, v)?,
-                "dispatchCore" => self.dispatch_core = num(key, v)?,
-                "pinThreads" => self.pin_threads = boolean(key, v)?,
-                "tailRingBytes" => self.tail_ring_bytes = positive(key, v)?,
-                "writerSpinMicros" => self.writer_spin_us = num(key, v)?,
-                "inSyncReplicas" => {
-                    self.in_sync_replicas = positive(key, v)?;
-                    in_sync_set = true;
-                }
-                "haMaxGapNotInSync" | "haSlaveFallbehindMax" => {
-                    self.ha_max_gap_not_in_sync = positive(key, v)?
-                }
-                "haAuthToken" => {
-                    self.ha_auth_token = (!v.is_empty()).then(|| Secret(v.to_string()))
-                }
-                "haSendHeartbeatInterval" => {
-                    self.ha_send_heartbeat_interval = Duration::from_millis(positive(key, v)?)
-                }
-                "haHousekeepingInterval" => {
-                    self.ha_housekeeping_interval = Duration::from_millis(positive(key, v)?)
-                }
-                "haTransferBatchSize" => self.ha_transfer_batch_size = positive(key, v)?,
-                "slaveSyncInitialDelayMillis" => {
-                    self.slave_sync_initial_delay = Duration::from_millis(num(key, v)?)
-                }
-                "masterRemotingAddress" => {
-                    self.master_remoting_address = (!v.is_empty()).then(|| v.to_string())
-                }
-                "messageDelayLevel" => {
-                    self.message_delay_level = DelayLevels::parse(v).map_err(|_| {
-                        bad(
-                            key,
-                            v,
-                            "space-separated durations such as \"1s 5s 10s 30s 1m 2h 1d\"",
-                        )
-                    })?
-                }
-                "slaveSyncIntervalMillis" => {
-                    self.slave_sync_interval = Duration::from_millis(positive(key, v)?)
-                }
-                // Keys RocketMQ has that ringmq accepts and does not need.
-                "deleteWhen"
-                | "fileReservedTime"
-                | "brokerIP2"
-                | "sendMessageThreadPoolNums"
-                | "pullMessageThreadPoolNums"
-                | "transientStorePoolEnable"
-                | "useReentrantLockWhenPutMessage"
-                | "enablePropertyFilter" => {
-                    warnings.push(format!("{key}={v} is accepted and has no effect in ringmq"))
-                }
-                _ => warnings.push(format!("unknown config key {key} (ignored)")),
-            }
-        }
-        if listen_port_set && !ha_port_set {
-            self.ha_listen_port = self
-                .listen_port
-                .checked_add(1)
-                .ok_or_else(|| bad("listenPort", "65535", "below 65535"))?;
-        }
-        // Under SYNC_MASTER inSyncReplicas defaults to 2 (the master and one slave): unlike
-        // RocketMQ 5's default, SYNC_MASTER really waits for a slave unless told otherwise.
-        if self.broker_role == BrokerRole::SyncMaster && !in_sync_set {
-            self.in_sync_replicas = 2;
-        }
+    /// The rules tying brokerRole, brokerId and haMasterAddress together.
+    fn check_role(&self) -> Result<(), ConfigError> {
         if self.broker_role == BrokerRole::Slave && self.broker_id == 0 {
             return Err(ConfigError(
                 "brokerRole=SLAVE needs brokerId > 0 (brokerId 0 is the master)".into(),
@@ -378,7 +255,7 @@ impl BrokerConfig {
                     .into(),
             ));
         }
-        Ok(warnings)
+        Ok(())
     }
 }
 
@@ -388,48 +265,22 @@ fn bad(key: &str, value: &str, expected: &str) -> ConfigError {
     ))
 }
 
-fn non_empty(key: &str, v: &str) -> Result<String, ConfigError> {
-    if v.is_empty() {
-        return Err(bad(key, v, "a non-empty string"));
-    }
-    Ok(v.to_string())
-}
-
-fn num<T: std::str::FromStr>(key: &str, v: &str) -> Result<T, ConfigError> {
-    v.parse().map_err(|_| bad(key, v, "a number in range"))
-}
-
-fn positive<T: std::str::FromStr + Default + PartialOrd>(
-    key: &str,
-    v: &str,
-) -> Result<T, ConfigError> {
-    let n: T = num(key, v)?;
-    if n <= T::default() {
-        return Err(bad(key, v, "a positive number"));
-    }
-    Ok(n)
-}
-
-fn boolean(key: &str, v: &str) -> Result<bool, ConfigError> {
-    match v.to_ascii_lowercase().as_str() {
-        "true" => Ok(true),
-        "false" => Ok(false),
-        _ => Err(bad(key, v, "true or false")),
-    }
-}
-
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    fn props(kvs: &[(&str, &str)]) -> BTreeMap<String, String> {
+        kvs.iter()
+            .map(|(k, v)| (k.to_string(), v.to_string()))
+            .collect()
+    }
 
     #[test]
     fn parses_a_rocketmq_broker_conf() {
         let text = "# comment\nbrokerClusterName = C1\nbrokerName=b1\nbrokerId=0\nlistenPort=20911\n\
                     brokerRole=SYNC_MASTER\nflushDiskType=SYNC_FLUSH\ndeleteWhen=04\nmysteryKey=1\n";
-        let mut cfg = BrokerConfig::default();
-        let warnings = cfg
-            .apply(&BrokerConfig::parse_properties(text).unwrap())
-            .unwrap();
+        let (cfg, warnings) =
+            BrokerConfig::from_properties(&BrokerConfig::parse_properties(text).unwrap()).unwrap();
         assert_eq!(cfg.broker_cluster_name, "C1");
         assert_eq!(cfg.listen_port, 20911);
         assert_eq!(
@@ -440,11 +291,8 @@ mod tests {
         assert!(cfg.sync_flush);
         assert_eq!(warnings.len(), 2);
         assert_eq!(cfg.message_delay_level, DelayLevels::default());
-        cfg.apply(&BTreeMap::from([(
-            "messageDelayLevel".to_string(),
-            "1s 2s 3s".to_string(),
-        )]))
-        .unwrap();
+        let (cfg, _) =
+            BrokerConfig::from_properties(&props(&[("messageDelayLevel", "1s 2s 3s")])).unwrap();
         assert_eq!(cfg.message_delay_level.max_level(), 3);
         assert_eq!(cfg.message_delay_level.delay_ms(2), 2_000);
         assert!(warnings.iter().any(|w| w.contains("mysteryKey")));
@@ -452,12 +300,8 @@ mod tests {
 
     #[test]
     fn the_auth_token_never_shows_in_debug_output() {
-        let mut cfg = BrokerConfig::default();
-        cfg.apply(&BTreeMap::from([(
-            "haAuthToken".to_string(),
-            "hunter2".to_string(),
-        )]))
-        .unwrap();
+        let (cfg, _) =
+            BrokerConfig::from_properties(&props(&[("haAuthToken", "hunter2")])).unwrap();
         assert!(!format!("{cfg:?}").contains("hunter2"));
         assert_eq!(
             cfg.ha_auth_token.as_ref().map(|s| s.0.as_str()),
@@ -474,14 +318,34 @@ mod tests {
             ("mappedFileSizeCommitLog", "1000"),
             ("messageDelayLevel", "1s 2x"),
         ] {
-            let mut cfg = BrokerConfig::default();
-            let err = cfg
-                .apply(&BTreeMap::from([(k.to_string(), v.to_string())]))
-                .unwrap_err();
+            let err = BrokerConfig::from_properties(&props(&[(k, v)])).unwrap_err();
             assert!(err.0.contains(k), "{err}");
         }
-        let mut cfg = BrokerConfig::default();
-        let props = BTreeMap::from([("brokerRole".to_string(), "SLAVE".to_string())]);
-        assert!(cfg.apply(&props).unwrap_err().0.contains("brokerId"));
+        let err = BrokerConfig::from_properties(&props(&[("brokerRole", "SLAVE")])).unwrap_err();
+        assert!(err.0.contains("brokerId"));
+    }
+
+    #[test]
+    fn derived_defaults_apply_only_to_keys_nobody_set() {
+        let (cfg, _) = BrokerConfig::from_properties(&props(&[
+            ("brokerRole", "SYNC_MASTER"),
+            ("inSyncReplicas", "1"),
+            ("listenPort", "20911"),
+            ("haListenPort", "30000"),
+        ]))
+        .unwrap();
+        assert_eq!((cfg.in_sync_replicas, cfg.ha_listen_port), (1, 30000));
+
+        let (cfg, _) =
+            BrokerConfig::from_properties(&props(&[("brokerRole", "SYNC_MASTER")])).unwrap();
+        assert_eq!((cfg.in_sync_replicas, cfg.ha_listen_port), (2, 10912));
+        let (cfg, _) = BrokerConfig::from_properties(&props(&[("listenPort", "0")])).unwrap();
+        assert_eq!(
+            (cfg.in_sync_replicas, cfg.ha_listen_port),
+            (1, 0),
+            "any free remoting port, any free HA port"
+        );
+        let err = BrokerConfig::from_properties(&props(&[("listenPort", "65535")])).unwrap_err();
+        assert!(err.0.contains("listenPort"), "{err}");
     }
 }

@@ -25,7 +25,7 @@ use std::io::{self, Read, Write};
 use std::net::{Shutdown, SocketAddr, TcpStream, ToSocketAddrs};
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::mpsc::{self, RecvTimeoutError, SyncSender};
-use std::sync::{Arc, Mutex, MutexGuard};
+use std::sync::{Arc, Mutex};
 use std::thread::{self, JoinHandle};
 use std::time::{Duration, Instant};
 
@@ -34,6 +34,8 @@ use bytes::BytesMut;
 use ringmq_remoting::codes::{response_code, SerializeType};
 use ringmq_remoting::command::{next_opaque, RemotingCommand};
 use ringmq_remoting::frame::{encode_frame, FrameDecoder, DEFAULT_MAX_FRAME};
+
+use crate::sync::lock;
 
 /// Errors of the client library.
 #[derive(Debug)]
@@ -193,11 +195,6 @@ struct Shared {
     closed: AtomicBool,
     handler: Mutex<Option<RequestHandler>>,
     default_timeout: Duration,
-}
-
-fn lock<T>(m: &Mutex<T>) -> MutexGuard<'_, T> {
-    // A panicking callback must not wedge the connection.
-    m.lock().unwrap_or_else(|p| p.into_inner())
 }
 
 impl Shared {

@@ -39,6 +39,7 @@ pub mod consumer;
 pub mod producer;
 pub mod push;
 pub mod route;
+mod sync;
 
 #[cfg(test)]
 mod test_server;

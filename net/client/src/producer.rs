@@ -30,6 +30,7 @@ use ringmq_record::{encode_batch, encode_properties_into, keys, BatchItem};
 
 use super::connection::{new_request, ClientError, ConnectOptions, Connection, Result};
 use super::route::{fetch_route, MessageQueue, TopicRoute};
+use crate::sync::{lock, read, wait, wait_timeout, write};
 use ringmq_remoting::codes::{request_code, response_code, SerializeType};
 use ringmq_remoting::command::RemotingCommand;
 
@@ -192,15 +193,15 @@ impl InFlight {
     }
 
     fn acquire(&self) {
-        let mut a = self.avail.lock().unwrap_or_else(|p| p.into_inner());
+        let mut a = lock(&self.avail);
         while *a == 0 {
-            a = self.permits.wait(a).unwrap_or_else(|p| p.into_inner());
+            a = wait(&self.permits, a);
         }
         *a -= 1;
     }
 
     fn release(&self) {
-        let mut a = self.avail.lock().unwrap_or_else(|p| p.into_inner());
+        let mut a = lock(&self.avail);
         *a += 1;
         self.permits.notify_one();
         if *a == self.max {
@@ -209,22 +210,18 @@ impl InFlight {
     }
 
     fn in_use(&self) -> usize {
-        self.max - *self.avail.lock().unwrap_or_else(|p| p.into_inner())
+        self.max - *lock(&self.avail)
     }
 
     fn wait_drained(&self, timeout: Duration) -> bool {
         let deadline = Instant::now() + timeout;
-        let mut a = self.avail.lock().unwrap_or_else(|p| p.into_inner());
+        let mut a = lock(&self.avail);
         while *a < self.max {
             let now = Instant::now();
             if now >= deadline {
                 return false;
             }
-            a = self
-                .drained
-                .wait_timeout(a, deadline - now)
-                .unwrap_or_else(|p| p.into_inner())
-                .0;
+            a = wait_timeout(&self.drained, a, deadline - now);
         }
         true
     }
@@ -287,20 +284,12 @@ impl Producer {
 
     /// Use `queues` for `topic` instead of its route.
     pub fn set_queues(&self, topic: &str, queues: Vec<MessageQueue>) {
-        self.routes
-            .write()
-            .unwrap_or_else(|p| p.into_inner())
-            .insert(topic.to_owned(), Arc::new(queues));
+        write(&self.routes).insert(topic.to_owned(), Arc::new(queues));
     }
 
     /// The write queues used for `topic` (fetching the route if needed).
     pub fn queues(&self, topic: &str) -> Result<Arc<Vec<MessageQueue>>> {
-        if let Some(q) = self
-            .routes
-            .read()
-            .unwrap_or_else(|p| p.into_inner())
-            .get(topic)
-        {
+        if let Some(q) = read(&self.routes).get(topic) {
             return Ok(q.clone());
         }
         self.refresh_route(topic)
@@ -348,10 +337,7 @@ impl Producer {
             )));
         }
         let queues = Arc::new(queues);
-        self.routes
-            .write()
-            .unwrap_or_else(|p| p.into_inner())
-            .insert(topic.to_owned(), queues.clone());
+        write(&self.routes).insert(topic.to_owned(), queues.clone());
         Ok(queues)
     }
 

@@ -14,6 +14,7 @@ use ringmq_record::{
 
 use super::test_server::FakeServer;
 use super::*;
+use crate::sync::lock;
 use ringmq_remoting::codes::{request_code, response_code, SerializeType};
 use ringmq_remoting::command::RemotingCommand;
 
@@ -216,10 +217,10 @@ fn send_async_is_bounded() {
     let h2 = held.clone();
     let server = FakeServer::start(move |req, out| {
         if !req.is_oneway() {
-            h2.lock().unwrap().push(req);
+            lock(&h2).push(req);
             return;
         }
-        for r in h2.lock().unwrap().drain(..) {
+        for r in lock(&h2).drain(..) {
             let mut resp = RemotingCommand::response_to(&r, 0, None);
             resp.set_ext("msgId", "X");
             resp.set_ext("queueId", r.ext("e").unwrap());
@@ -260,7 +261,7 @@ fn send_async_is_bounded() {
     });
     std::thread::sleep(Duration::from_millis(100));
     assert!(!t.is_finished(), "4th send must block at the bound");
-    assert_eq!(held.lock().unwrap().len(), 3);
+    assert_eq!(lock(&held).len(), 3);
     let mut probe = RemotingCommand::request(request_code::HEART_BEAT);
     probe.mark_oneway();
     p.connection().oneway(probe).unwrap();

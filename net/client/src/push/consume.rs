@@ -23,9 +23,10 @@ use std::time::{Duration, Instant};
 use super::listener::{ConcurrentFn, ConsumeStatus, Listener, OrderlyStatus};
 use super::options::MessageModel;
 use super::process_queue::ProcessQueue;
-use super::{lock, Shared};
+use super::Shared;
 use crate::connection::Result;
 use crate::consumer::ReceivedMessage;
+use crate::sync::lock;
 
 /// A failed message the broker did not take back is consumed again after this.
 const LOCAL_RETRY_DELAY: Duration = Duration::from_secs(5);

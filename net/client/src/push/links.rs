@@ -7,7 +7,7 @@
 
 use std::collections::HashMap;
 use std::sync::atomic::{AtomicBool, Ordering};
-use std::sync::{Arc, Mutex, MutexGuard, PoisonError};
+use std::sync::{Arc, Mutex};
 
 use serde::Deserialize;
 use serde_json::json;
@@ -18,12 +18,9 @@ use crate::connection::{
 };
 use crate::consumer::{PullConsumer, PullOptions, ReceivedMessage};
 use crate::route::{fetch_route, MessageQueue, TopicRoute};
+use crate::sync::lock;
 use ringmq_remoting::codes::request_code as rq;
 use ringmq_remoting::command::RemotingCommand;
-
-fn lock<T>(m: &Mutex<T>) -> MutexGuard<'_, T> {
-    m.lock().unwrap_or_else(PoisonError::into_inner)
-}
 
 pub struct Links {
     opts: Arc<PushConsumerOptions>,

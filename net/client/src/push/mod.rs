@@ -36,7 +36,7 @@ pub mod subscription;
 use ringmq_record::clock::now_millis;
 use std::collections::HashMap;
 use std::sync::atomic::{AtomicBool, Ordering};
-use std::sync::{mpsc, Arc, Mutex, MutexGuard, PoisonError};
+use std::sync::{mpsc, Arc, Mutex};
 use std::thread::JoinHandle;
 
 pub use listener::{ConsumeStatus, Listener, OrderlyStatus};
@@ -45,6 +45,7 @@ pub use options::{ConsumeFromWhere, MessageModel, PushConsumerOptions};
 use crate::connection::{RequestHandler, Result};
 use crate::consumer::Filter;
 use crate::route::MessageQueue;
+use crate::sync::lock;
 use consume::ConcurrentPool;
 use links::Links;
 use offsets::OffsetStore;
@@ -52,10 +53,6 @@ use process_queue::ProcessQueue;
 use ringmq_remoting::codes::request_code as rq;
 use service::Event;
 use subscription::Subscription;
-
-pub(crate) fn lock<T>(m: &Mutex<T>) -> MutexGuard<'_, T> {
-    m.lock().unwrap_or_else(PoisonError::into_inner)
-}
 
 /// State shared by the consumer's threads.
 pub struct Shared {

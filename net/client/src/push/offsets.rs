@@ -8,7 +8,7 @@
 
 use std::collections::HashMap;
 use std::path::PathBuf;
-use std::sync::{Mutex, MutexGuard, PoisonError};
+use std::sync::Mutex;
 
 use serde::{Deserialize, Serialize};
 
@@ -16,10 +16,7 @@ use super::links::Links;
 use super::options::{MessageModel, PushConsumerOptions};
 use crate::connection::{ClientError, Result};
 use crate::route::MessageQueue;
-
-fn lock<T>(m: &Mutex<T>) -> MutexGuard<'_, T> {
-    m.lock().unwrap_or_else(PoisonError::into_inner)
-}
+use crate::sync::lock;
 
 pub struct OffsetStore {
     group: String,

@@ -10,11 +10,12 @@
 
 use std::collections::{BTreeMap, BTreeSet};
 use std::sync::atomic::{AtomicBool, Ordering};
-use std::sync::{Condvar, Mutex, MutexGuard, PoisonError};
+use std::sync::{Condvar, Mutex};
 use std::time::{Duration, Instant};
 
 use crate::consumer::ReceivedMessage;
 use crate::route::MessageQueue;
+use crate::sync::{lock, wait_timeout};
 
 #[derive(Default)]
 struct State {
@@ -38,10 +39,6 @@ pub struct ProcessQueue {
     /// Held while an orderly listener runs, and by the rebalance that releases the queue
     /// (so a release waits for the batch in progress and commits after it).
     pub consume_lock: Mutex<()>,
-}
-
-fn lock<T>(m: &Mutex<T>) -> MutexGuard<'_, T> {
-    m.lock().unwrap_or_else(PoisonError::into_inner)
 }
 
 impl ProcessQueue {
@@ -112,11 +109,7 @@ impl ProcessQueue {
     pub fn take(&self, max: usize, timeout: Duration) -> Vec<ReceivedMessage> {
         let mut s = lock(&self.state);
         if s.msgs.is_empty() && !self.is_dropped() {
-            s = self
-                .changed
-                .wait_timeout(s, timeout)
-                .unwrap_or_else(PoisonError::into_inner)
-                .0;
+            s = wait_timeout(&self.changed, s, timeout);
         }
         if self.is_dropped() {
             return Vec::new();

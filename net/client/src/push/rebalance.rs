@@ -13,10 +13,11 @@ use std::sync::Arc;
 
 use super::options::MessageModel;
 use super::process_queue::ProcessQueue;
-use super::{consume, lock, pulling, Shared};
+use super::{consume, pulling, Shared};
 use crate::allocate::allocate;
 use crate::connection::Result;
 use crate::route::MessageQueue;
+use crate::sync::lock;
 
 /// Rebalances every subscribed topic.
 pub fn rebalance_all(shared: &Arc<Shared>) {

@@ -8,8 +8,9 @@ use std::sync::{mpsc, Arc};
 use std::thread::JoinHandle;
 use std::time::{Duration, Instant};
 
-use super::{consume, lock, rebalance, Shared};
+use super::{consume, rebalance, Shared};
 use crate::connection::Result;
+use crate::sync::lock;
 
 /// What wakes the loop before its next timer.
 pub enum Event {
