@@ -24,6 +24,7 @@ use super::Broker;
 use ringmq_remoting::codes::{response_code as rs, version};
 use ringmq_remoting::command::{RemotingCommand, LOCAL_VERSION};
 use ringmq_remoting::error::FrameError;
+use ringmq_remoting::header::{CreateTopicHeader, GetRouteInfoHeader, RequestHeader};
 
 /// Topics RocketMQ reserves (`TopicValidator.isSystemTopic`); UPDATE_AND_CREATE_TOPIC
 /// refuses them (5.x `validateSystemTopicWhenUpdateTopic`, default true).
@@ -65,14 +66,9 @@ pub fn update_and_create_topic(
     b: &Broker,
     req: &RemotingCommand,
 ) -> Result<RemotingCommand, FrameError> {
-    let topic = req.ext_str("topic")?;
-    let read_queues = req.ext_i32("readQueueNums")?;
-    let write_queues = req.ext_i32("writeQueueNums")?;
-    let perm = req.ext_i32("perm")?;
-    let sys_flag = req.ext_opt::<i32>(&["topicSysFlag"])?.unwrap_or(0);
-    let order = req.ext_opt::<bool>(&["order"])?.unwrap_or(false);
-    let _force = req.ext_opt::<bool>(&["force"])?;
-    let filter_type = match req.ext("topicFilterType").map(str::trim) {
+    let h = CreateTopicHeader::decode(req)?;
+    let (topic, read_queues, write_queues) = (h.topic, h.read_queue_nums, h.write_queue_nums);
+    let filter_type = match h.topic_filter_type.map(str::trim) {
         None | Some("") => TopicFilterType::SingleTag,
         Some(t) if t.eq_ignore_ascii_case("SINGLE_TAG") => TopicFilterType::SingleTag,
         Some(t) if t.eq_ignore_ascii_case("MULTI_TAG") => TopicFilterType::MultiTag,
@@ -106,7 +102,7 @@ pub fn update_and_create_topic(
         .as_ref()
         .map(|c| c.attributes.clone())
         .unwrap_or_default();
-    if let Some(modification) = req.ext("attributes") {
+    if let Some(modification) = h.attributes {
         if let Err(why) = alter_attributes(&mut attributes, modification, existing.is_none()) {
             return Ok(error(req, rs::INVALID_PARAMETER, why));
         }
@@ -124,10 +120,10 @@ pub fn update_and_create_topic(
     let mut config = existing.clone().unwrap_or_else(|| TopicConfig::new(topic));
     config.read_queue_nums = read_queues;
     config.write_queue_nums = write_queues;
-    config.perm = perm;
+    config.perm = h.perm;
     config.topic_filter_type = filter_type;
-    config.topic_sys_flag = sys_flag;
-    config.order = order;
+    config.topic_sys_flag = h.topic_sys_flag;
+    config.order = h.order;
     config.attributes = attributes;
     if existing.as_ref() == Some(&config) {
         return Ok(RemotingCommand::response_to(req, rs::SUCCESS, None));
@@ -138,7 +134,7 @@ pub fn update_and_create_topic(
                 topic,
                 read_queues,
                 write_queues,
-                perm,
+                perm = h.perm,
                 "topic created or updated by admin request"
             );
             Ok(RemotingCommand::response_to(req, rs::SUCCESS, None))
@@ -249,8 +245,7 @@ pub fn get_route_info_by_topic(
     b: &Broker,
     req: &RemotingCommand,
 ) -> Result<RemotingCommand, FrameError> {
-    let topic = req.ext_str("topic")?;
-    let _standard_only = req.ext_opt::<bool>(&["acceptStandardJsonOnly"])?;
+    let topic = GetRouteInfoHeader::decode(req)?.topic;
     match b.topics.route_json(topic, &b.cfg) {
         Some(body) => Ok(RemotingCommand::response_to(req, rs::SUCCESS, None).with_body(body)),
         None => Ok(error(

@@ -4,11 +4,11 @@
 //! | file | owns |
 //! | --- | --- |
 //! | `config` | `broker.conf` keys, defaults, validation |
-//! | `topics` | topic table, auto-creation, route and cluster views |
+//! | `topics` | topic table, auto-creation (retry topics included), route and cluster views |
 //! | `send` | SEND_MESSAGE, SEND_MESSAGE_V2, SEND_BATCH_MESSAGE: decode, store, answer |
 //! | `pull` | PULL_MESSAGE and long polling |
 //! | `offsets` | consumer offsets and queue offset queries |
-//! | `clients` | HEART_BEAT, UNREGISTER_CLIENT, GET_CONSUMER_LIST_BY_GROUP |
+//! | `clients/` | client registry, heartbeats, consumer notifications, idle expiry; HEART_BEAT, UNREGISTER_CLIENT, GET_CONSUMER_LIST_BY_GROUP |
 //! | `locks` | LOCK_BATCH_MQ, UNLOCK_BATCH_MQ: queue locks for orderly consumers |
 //! | `send_back` | CONSUMER_SEND_MSG_BACK: failed messages to `%RETRY%`/`%DLQ%` |
 //! | `schedule` | delayed delivery out of `SCHEDULE_TOPIC_XXXX` (masters only) |
@@ -19,8 +19,9 @@
 //! | `metasync` | a slave copies the master's topics, offsets, groups (`ringmq-metasync`) |
 //! | `node` | `Node`: server + broker + replication role, started and stopped in order |
 //!
-//! Processors run on the network cores; appends go to the engine's writer thread and come
-//! back as completions (see `send`).
+//! Processors run on the network cores; each decodes its request's typed header
+//! (`ringmq_remoting::header`) once, at the top. Appends go to the engine's writer thread
+//! and come back as completions (see `send`).
 
 pub mod admin;
 pub mod clients;

@@ -12,6 +12,10 @@ use super::Broker;
 use ringmq_remoting::codes::response_code as rs;
 use ringmq_remoting::command::RemotingCommand;
 use ringmq_remoting::error::FrameError;
+use ringmq_remoting::header::{
+    BoundaryType, GetMaxOffsetHeader, GetMinOffsetHeader, QueryConsumerOffsetHeader, RequestHeader,
+    SearchOffsetHeader, UpdateConsumerOffsetHeader,
+};
 
 /// RocketMQ's `accessMessageInMemoryMaxRatio`: a message whose CommitLog position is within
 /// this share of physical memory from the log's end counts as "in memory".
@@ -29,10 +33,8 @@ pub fn query_consumer_offset(
     b: &Broker,
     req: &RemotingCommand,
 ) -> Result<RemotingCommand, FrameError> {
-    let group = req.ext_str("consumerGroup")?;
-    let topic = req.ext_str("topic")?;
-    let queue_id = req.ext_i32("queueId")?;
-    let set_zero_if_not_found = req.ext_opt::<bool>(&["setZeroIfNotFound"])?;
+    let h = QueryConsumerOffsetHeader::decode(req)?;
+    let (group, topic, queue_id) = (h.consumer_group, h.topic, h.queue_id);
     if let Some(offset) = b
         .consumer_offsets
         .query(group, topic, queue_id)
@@ -40,7 +42,7 @@ pub fn query_consumer_offset(
     {
         return Ok(success_with_offset(req, offset));
     }
-    if set_zero_if_not_found == Some(false) {
+    if h.set_zero_if_not_found == Some(false) {
         return Ok(RemotingCommand::response_to(
             req,
             rs::QUERY_NOT_FOUND,
@@ -103,10 +105,8 @@ pub fn update_consumer_offset(
     b: &Broker,
     req: &RemotingCommand,
 ) -> Result<RemotingCommand, FrameError> {
-    let group = req.ext_str("consumerGroup")?;
-    let topic = req.ext_str("topic")?;
-    let queue_id = req.ext_opt::<i32>(&["queueId"])?;
-    let commit_offset = req.ext_opt::<i64>(&["commitOffset"])?;
+    let h = UpdateConsumerOffsetHeader::decode(req)?;
+    let (group, topic) = (h.consumer_group, h.topic);
     if b.subscription_groups.get(group).is_none() {
         return Ok(RemotingCommand::response_to(
             req,
@@ -121,14 +121,14 @@ pub fn update_consumer_offset(
             Some(format!("Topic {topic} not exist!")),
         ));
     }
-    let Some(queue_id) = queue_id else {
+    let Some(queue_id) = h.queue_id else {
         return Ok(RemotingCommand::response_to(
             req,
             rs::INVALID_PARAMETER,
             Some(format!("QueueId is null, topic is {topic}")),
         ));
     };
-    let Some(offset) = commit_offset else {
+    let Some(offset) = h.commit_offset else {
         return Ok(RemotingCommand::response_to(
             req,
             rs::INVALID_PARAMETER,
@@ -142,23 +142,20 @@ pub fn update_consumer_offset(
 /// GET_MAX_OFFSET (30): the offset the next message of the queue will get (0 for an unknown
 /// queue). `committed` (5.x) is accepted; every dispatched entry counts as committed here.
 pub fn get_max_offset(b: &Broker, req: &RemotingCommand) -> Result<RemotingCommand, FrameError> {
-    let topic = req.ext_str("topic")?;
-    let queue_id = req.ext_i32("queueId")?;
-    let _committed = req.ext_opt::<bool>(&["committed"])?;
+    let h = GetMaxOffsetHeader::decode(req)?;
     Ok(success_with_offset(
         req,
-        b.store.max_offset_in_queue(topic, queue_id),
+        b.store.max_offset_in_queue(h.topic, h.queue_id),
     ))
 }
 
 /// GET_MIN_OFFSET (31): the offset of the oldest entry still stored (0 for an empty or
 /// unknown queue).
 pub fn get_min_offset(b: &Broker, req: &RemotingCommand) -> Result<RemotingCommand, FrameError> {
-    let topic = req.ext_str("topic")?;
-    let queue_id = req.ext_i32("queueId")?;
+    let h = GetMinOffsetHeader::decode(req)?;
     Ok(success_with_offset(
         req,
-        b.store.min_offset_in_queue(topic, queue_id),
+        b.store.min_offset_in_queue(h.topic, h.queue_id),
     ))
 }
 
@@ -169,12 +166,9 @@ pub fn search_offset_by_timestamp(
     b: &Broker,
     req: &RemotingCommand,
 ) -> Result<RemotingCommand, FrameError> {
-    let topic = req.ext_str("topic")?;
-    let queue_id = req.ext_i32("queueId")?;
-    let timestamp = req.ext_i64("timestamp")?;
-    let upper = req
-        .ext("boundaryType")
-        .is_some_and(|t| t.trim().eq_ignore_ascii_case("upper"));
+    let h = SearchOffsetHeader::decode(req)?;
+    let (topic, queue_id, timestamp) = (h.topic, h.queue_id, h.timestamp);
+    let upper = h.boundary_type == BoundaryType::Upper;
     match b.store.offset_by_time(topic, queue_id, timestamp, upper) {
         Ok(offset) => Ok(success_with_offset(req, offset)),
         Err(e) => {

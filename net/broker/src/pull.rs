@@ -20,6 +20,7 @@ use super::Broker;
 use ringmq_remoting::codes::response_code as rs;
 use ringmq_remoting::command::RemotingCommand;
 use ringmq_remoting::error::FrameError;
+use ringmq_remoting::header::{PullMessageHeader, RequestHeader};
 
 /// Pull sysFlag bits (spec 5.1).
 const FLAG_COMMIT_OFFSET: i32 = 0x1;
@@ -94,15 +95,8 @@ pub async fn process(
     b: &Arc<Broker>,
     req: &RemotingCommand,
 ) -> Result<RemotingCommand, FrameError> {
-    let group = req.ext_str("consumerGroup")?;
-    let topic = req.ext_str("topic")?;
-    let queue_id = req.ext_i32("queueId")?;
-    let offset = req.ext_i64("queueOffset")?;
-    let max_nums = req.ext_i32("maxMsgNums")?;
-    let sys_flag = req.ext_i32("sysFlag")?;
-    let commit_offset = req.ext_opt::<i64>(&["commitOffset"])?.unwrap_or(-1);
-    let suspend_ms = req.ext_opt::<i64>(&["suspendTimeoutMillis"])?.unwrap_or(0);
-    let subscription = req.ext_opt::<String>(&["subscription"])?;
+    let h = PullMessageHeader::decode(req)?;
+    let (group, topic, queue_id, offset) = (h.consumer_group, h.topic, h.queue_id, h.queue_offset);
 
     let Some(info) = b.topics.get(topic) else {
         return Ok(RemotingCommand::response_to(
@@ -131,23 +125,22 @@ pub async fn process(
     if b.cfg.auto_create_subscription_group {
         let _ = b.subscription_groups.get_or_create(group, true);
     }
-    let expr = if sys_flag & FLAG_SUBSCRIPTION != 0 {
-        subscription.unwrap_or_default()
+    let filter = if h.sys_flag & FLAG_SUBSCRIPTION != 0 {
+        tag_filter(h.subscription.unwrap_or_default())
     } else {
-        b.clients
-            .subscription(group, topic)
-            .map(|s| s.sub_string)
-            .unwrap_or_default()
+        let registered = b.clients.subscription(group, topic);
+        tag_filter(registered.as_ref().map_or("", |s| s.sub_string.as_str()))
     };
-    let filter = tag_filter(&expr);
-    if sys_flag & FLAG_COMMIT_OFFSET != 0 && commit_offset >= 0 && b.cfg.broker_role.is_master() {
+    if h.sys_flag & FLAG_COMMIT_OFFSET != 0 && h.commit_offset >= 0 && b.cfg.broker_role.is_master()
+    {
         b.consumer_offsets
-            .commit(group, topic, queue_id, commit_offset);
+            .commit(group, topic, queue_id, h.commit_offset);
     }
-    let max_msgs = (max_nums.max(1) as usize).min(MAX_PULL_MSGS);
-    let suspend = sys_flag & FLAG_SUSPEND != 0 && suspend_ms > 0 && !b.is_stopping();
+    let max_msgs = (h.max_msg_nums.max(1) as usize).min(MAX_PULL_MSGS);
+    let suspend =
+        h.sys_flag & FLAG_SUSPEND != 0 && h.suspend_timeout_millis > 0 && !b.is_stopping();
     let hold = if b.cfg.long_polling_enable {
-        Duration::from_millis(suspend_ms as u64)
+        Duration::from_millis(h.suspend_timeout_millis as u64)
     } else {
         b.cfg.short_polling_time
     };

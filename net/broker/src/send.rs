@@ -31,9 +31,10 @@ use super::{send_back, Broker};
 use ringmq_engine::delay_levels;
 use ringmq_engine::record::edit_properties;
 use ringmq_ha::ReplicaOutcome;
-use ringmq_remoting::codes::{request_code as rq, response_code as rs, version};
+use ringmq_remoting::codes::{response_code as rs, version};
 use ringmq_remoting::command::RemotingCommand;
 use ringmq_remoting::error::FrameError;
+use ringmq_remoting::header::{RequestHeader, SendMessageHeader};
 
 /// A send that could not be stored: its answer is known now.
 pub enum Prepared {
@@ -102,15 +103,6 @@ fn reject(req: &RemotingCommand, code: i32, remark: impl Into<String>) -> Prepar
     )))
 }
 
-/// Header field names: code 10 uses long names, 310/320 the one-letter V2 names.
-fn field<'a>(req: &RemotingCommand, long: &'a str, short: &'a str) -> [&'a str; 2] {
-    if req.code == rq::SEND_MESSAGE {
-        [long, short]
-    } else {
-        [short, long]
-    }
-}
-
 static NEXT_QUEUE: AtomicU32 = AtomicU32::new(0);
 
 /// Topics producers may not send to (`TopicValidator.isNotAllowedSendTopic`).
@@ -164,30 +156,8 @@ fn prepare_inner(
             "broker is shutting down",
         ));
     }
-    let topic = req.ext_str_any(&field(req, "topic", "b"))?;
-    let default_topic = req
-        .ext_opt::<String>(&field(req, "defaultTopic", "c"))?
-        .unwrap_or_default();
-    let default_queues = req
-        .ext_opt::<i32>(&field(req, "defaultTopicQueueNums", "d"))?
-        .unwrap_or(4);
-    let queue_id = req.ext_i32_any(&field(req, "queueId", "e"))?;
-    let sys_flag = req
-        .ext_opt::<i32>(&field(req, "sysFlag", "f"))?
-        .unwrap_or(0);
-    let born_timestamp = req
-        .ext_opt::<i64>(&field(req, "bornTimestamp", "g"))?
-        .unwrap_or(0);
-    let flag = req.ext_opt::<i32>(&field(req, "flag", "h"))?.unwrap_or(0);
-    let properties = req
-        .ext_opt::<String>(&field(req, "properties", "i"))?
-        .unwrap_or_default();
-    let reconsume_times = req
-        .ext_opt::<i32>(&field(req, "reconsumeTimes", "j"))?
-        .unwrap_or(0);
-    let batch = req
-        .ext_opt::<bool>(&field(req, "batch", "m"))?
-        .unwrap_or(req.code == rq::SEND_BATCH_MESSAGE);
+    let h = SendMessageHeader::decode(req)?;
+    let topic = h.topic;
 
     if let Err(why) = validate_topic_name(topic) {
         return Ok(reject(req, rs::INVALID_PARAMETER, why));
@@ -199,20 +169,21 @@ fn prepare_inner(
             format!("Sending message to topic[{topic}] is forbidden."),
         ));
     }
-    if batch && topic.starts_with(RETRY_TOPIC_PREFIX) {
+    if h.batch && topic.starts_with(RETRY_TOPIC_PREFIX) {
         return Ok(reject(
             req,
             rs::MESSAGE_ILLEGAL,
             "batch request does not support retry group",
         ));
     }
-    let info = match b
-        .topics
-        .get_or_create_for_send(topic, &default_topic, default_queues)
-    {
-        Ok(info) => info,
-        Err(why) => return Ok(reject(req, rs::TOPIC_NOT_EXIST, why)),
-    };
+    let info =
+        match b
+            .topics
+            .get_or_create_for_send(topic, h.default_topic, h.default_topic_queue_nums)
+        {
+            Ok(info) => info,
+            Err(why) => return Ok(reject(req, rs::TOPIC_NOT_EXIST, why)),
+        };
     if info.perm & PERM_WRITE == 0 {
         return Ok(reject(
             req,
@@ -221,6 +192,7 @@ fn prepare_inner(
         ));
     }
     let queues = info.write_queues.max(info.read_queues);
+    let queue_id = h.queue_id;
     if queue_id >= queues {
         return Ok(reject(
             req,
@@ -237,14 +209,14 @@ fn prepare_inner(
     let build = |body: Bytes, props: Bytes, flag: i32| {
         let mut m = MessageToStore::new(topic, queue_id, body, props);
         m.flag = flag;
-        m.sys_flag = sys_flag;
-        m.born_timestamp = born_timestamp;
+        m.sys_flag = h.sys_flag;
+        m.born_timestamp = h.born_timestamp;
         m.born_host = conn.peer;
-        m.reconsume_times = reconsume_times;
+        m.reconsume_times = h.reconsume_times;
         m
     };
     let max = b.cfg.max_message_size;
-    let (messages, uniq_key, wait) = if batch {
+    let (messages, uniq_key, wait) = if h.batch {
         let items = match decode_batch(&req.body) {
             Ok(items) => items,
             Err(e) => {
@@ -256,14 +228,14 @@ fn prepare_inner(
             }
         };
         // The store refuses batches with a transaction type or a delay level.
-        if sysflag::transaction_type(sys_flag) != sysflag::TRANSACTION_NOT_TYPE {
+        if sysflag::transaction_type(h.sys_flag) != sysflag::TRANSACTION_NOT_TYPE {
             return Ok(reject(
                 req,
                 rs::MESSAGE_ILLEGAL,
                 "batch messages cannot be transactional",
             ));
         }
-        let envelope = scan_properties(properties.as_bytes());
+        let envelope = scan_properties(h.properties.as_bytes());
         if envelope.delay > 0 {
             return Ok(reject(
                 req,
@@ -288,15 +260,15 @@ fn prepare_inner(
         }
         (msgs, None, envelope.wait)
     } else {
-        let stored = match stored_properties(properties.as_bytes(), cluster, true) {
+        let stored = match stored_properties(h.properties.as_bytes(), cluster, true) {
             Ok(p) => p,
             Err(why) => return Ok(reject(req, rs::MESSAGE_ILLEGAL, why)),
         };
-        let mut m = build(req.body.clone(), stored.props, flag);
+        let mut m = build(req.body.clone(), stored.props, h.flag);
         let mut delay = stored.delay;
         if let Some(group) = topic.strip_prefix(RETRY_TOPIC_PREFIX) {
             let max_times = if req.version >= version::V3_4_9 {
-                req.ext_opt::<i32>(&field(req, "maxReconsumeTimes", "l"))?
+                h.max_reconsume_times.clone()?
             } else {
                 None
             };

@@ -24,7 +24,6 @@ use ringmq_engine::record::{
     self, keys, MessageToStore, Parsed, DLQ_TOPIC_PREFIX, RETRY_TOPIC_PREFIX,
 };
 
-use super::clients::ensure_retry_topic;
 use super::topics::validate_topic_name;
 use super::Broker;
 use ringmq_engine::delay_levels;
@@ -32,44 +31,16 @@ use ringmq_engine::record::edit_properties;
 use ringmq_remoting::codes::{response_code as rs, version};
 use ringmq_remoting::command::RemotingCommand;
 use ringmq_remoting::error::FrameError;
+use ringmq_remoting::header::{RequestHeader, SendBackHeader};
 
 /// Queues of a dead-letter topic (Java's `DLQ_NUMS_PER_GROUP`).
 pub const DLQ_NUMS_PER_GROUP: i32 = 1;
-
-/// The request header (`ConsumerSendMsgBackRequestHeader`).
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub struct SendBackHeader {
-    /// CommitLog physical offset of the consumed message.
-    pub offset: i64,
-    pub group: String,
-    /// 0: the broker picks `3 + reconsumeTimes`; negative: straight to the DLQ.
-    pub delay_level: i32,
-    pub origin_msg_id: Option<String>,
-    pub origin_topic: Option<String>,
-    pub unit_mode: bool,
-    /// Overrides the group's `retryMaxTimes` when the request version is >= 121.
-    pub max_reconsume_times: Option<i32>,
-}
-
-impl SendBackHeader {
-    pub fn parse(req: &RemotingCommand) -> Result<SendBackHeader, FrameError> {
-        Ok(SendBackHeader {
-            offset: req.ext_i64("offset")?,
-            group: req.ext_str("group")?.to_owned(),
-            delay_level: req.ext_i32("delayLevel")?,
-            origin_msg_id: req.ext_opt(&["originMsgId"])?,
-            origin_topic: req.ext_opt(&["originTopic"])?,
-            unit_mode: req.ext_opt(&["unitMode"])?.unwrap_or(false),
-            max_reconsume_times: req.ext_opt(&["maxReconsumeTimes"])?,
-        })
-    }
-}
 
 pub async fn consumer_send_msg_back(
     b: &Arc<Broker>,
     req: &RemotingCommand,
 ) -> Result<RemotingCommand, FrameError> {
-    let h = SendBackHeader::parse(req)?;
+    let h = SendBackHeader::decode(req)?;
     let msg = match prepare(b, req, &h) {
         Ok(Some(m)) => m,
         Ok(None) => return Ok(RemotingCommand::response_to(req, rs::SUCCESS, None)),
@@ -191,7 +162,7 @@ fn prepare(
             ),
         ));
     }
-    let Some(group) = find_group(b, &h.group) else {
+    let Some(group) = find_group(b, h.group) else {
         return Err(refuse(
             req,
             rs::SUBSCRIPTION_GROUP_NOT_EXIST,
@@ -204,7 +175,8 @@ fn prepare(
     if group.retry_queue_nums <= 0 {
         return Ok(None);
     }
-    ensure_retry_topic(b, &h.group, group.retry_queue_nums, h.unit_mode);
+    b.topics
+        .ensure_retry_topic(h.group, group.retry_queue_nums, h.unit_mode);
     let retry_topic = format!("{RETRY_TOPIC_PREFIX}{}", h.group);
     let Some(info) = b.topics.get(&retry_topic) else {
         return Err(refuse(
@@ -245,8 +217,7 @@ fn prepare(
     let reconsumed = view.reconsume_times();
     let to_dlq = reconsumed >= limit || h.delay_level < 0;
     let (topic, queue_id, level) = if to_dlq {
-        let dlq =
-            ensure_dlq_topic(b, &h.group).map_err(|why| refuse(req, rs::SYSTEM_ERROR, why))?;
+        let dlq = ensure_dlq_topic(b, h.group).map_err(|why| refuse(req, rs::SYSTEM_ERROR, why))?;
         (dlq, 0, 0)
     } else {
         let queues = group.retry_queue_nums.min(info.write_queues).max(1) as u32;

@@ -7,9 +7,13 @@ use std::sync::{Arc, RwLock};
 
 use ringmq_engine::delay_levels::SCHEDULE_TOPIC;
 use ringmq_engine::meta::{TopicConfig, TopicStore, PERM_INHERIT, PERM_READ, PERM_WRITE};
+use ringmq_engine::record::RETRY_TOPIC_PREFIX;
 use serde_json::json;
 
 use super::config::BrokerConfig;
+
+/// `TopicSysFlag.buildSysFlag(false, true)`: the retry topic of a unit-mode consumer.
+const TOPIC_SYS_FLAG_UNIT_SUB: i32 = 0x2;
 
 /// The template topic clients name in `defaultTopic`.
 pub const AUTO_CREATE_TOPIC: &str = "TBW102";
@@ -129,6 +133,30 @@ impl Topics {
         self.store.put_and_persist(config)?;
         self.cache.write().expect("topic cache").insert(name, info);
         Ok(info)
+    }
+
+    /// Creates `%RETRY%<group>` if missing: `retry_queue_nums` queues (at least 1),
+    /// READ|WRITE (a consumer's heartbeat, a send-back).
+    pub fn ensure_retry_topic(&self, group: &str, retry_queue_nums: i32, unit_mode: bool) {
+        let topic = format!("{RETRY_TOPIC_PREFIX}{group}");
+        if self.get(&topic).is_some() {
+            return;
+        }
+        if let Err(why) = validate_topic_name(&topic) {
+            tracing::warn!(group, why, "cannot create the retry topic of this group");
+            return;
+        }
+        let n = retry_queue_nums.max(1);
+        let mut config = TopicConfig::with_queues(topic.as_str(), n, n, PERM_READ | PERM_WRITE);
+        if unit_mode {
+            config.topic_sys_flag = TOPIC_SYS_FLAG_UNIT_SUB;
+        }
+        match self.put(config) {
+            Ok(_) => tracing::info!(topic = %topic, queues = n, "created retry topic"),
+            Err(e) => {
+                tracing::error!(topic = %topic, error = %e, "creating the retry topic failed")
+            }
+        }
     }
 
     /// The topic, auto-created from `template` for a producer when allowed (RocketMQ:

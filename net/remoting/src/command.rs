@@ -153,6 +153,15 @@ impl FromExt for String {
     }
 }
 
+/// `value` of header field `key` as a `T`, or `MalformedField` naming the field.
+pub fn parse_field<T: FromExt>(key: &str, value: &str) -> Result<T, FrameError> {
+    T::from_ext(value).ok_or_else(|| FrameError::MalformedField {
+        field: key.to_owned(),
+        value: value.to_owned(),
+        expected: T::EXPECTED,
+    })
+}
+
 /// One remoting command (request or response), header plus body.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct RemotingCommand {
@@ -271,17 +280,9 @@ impl RemotingCommand {
     /// Optional typed field under any of `keys`: `Ok(None)` when absent,
     /// `MalformedField` when present but unparsable.
     pub fn ext_opt<T: FromExt>(&self, keys: &[&str]) -> Result<Option<T>, FrameError> {
-        match self.ext_entry_any(keys) {
-            None => Ok(None),
-            Some((key, value)) => match T::from_ext(value) {
-                Some(v) => Ok(Some(v)),
-                None => Err(FrameError::MalformedField {
-                    field: key.to_owned(),
-                    value: value.to_owned(),
-                    expected: T::EXPECTED,
-                }),
-            },
-        }
+        self.ext_entry_any(keys)
+            .map(|(key, value)| parse_field(key, value))
+            .transpose()
     }
 
     /// Required typed field under any of `keys`: `MissingField` when absent.

@@ -7,6 +7,7 @@
 //! | [`header_json`] / [`header_binary`] | the two header forms | any |
 //! | [`frame`] | frame encoding and the streaming `FrameDecoder` | any |
 //! | [`error`] | `FrameError`, split into connection-closing and per-request errors | any |
+//! | [`header`] | typed request headers (`RequestHeader`), one file per area | any |
 //! | [`server`] | thread-per-core io_uring loops serving a [`server::Service`] | network cores |
 //!
 //! It depends on no other ringmq crate: the broker plugs its processors in through
@@ -18,6 +19,7 @@ pub mod codes;
 pub mod command;
 pub mod error;
 pub mod frame;
+pub mod header;
 pub mod header_binary;
 pub mod header_json;
 pub mod server;
@@ -26,3 +28,4 @@ pub use codes::{request_code, response_code, LanguageCode, SerializeType};
 pub use command::{ExtFields, RemotingCommand};
 pub use error::FrameError;
 pub use frame::{encode_frame, FrameDecoder, DEFAULT_MAX_FRAME};
+pub use header::RequestHeader;

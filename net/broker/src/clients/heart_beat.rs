@@ -1,0 +1,86 @@
+//! HEART_BEAT (34) (spec §3.5): registers the producer and consumer groups of the body,
+//! auto-creating a consumer group's subscription config and its retry topic, and tells a
+//! group whose members changed.
+//!
+//! Runs on: the network core of the connection the heartbeat came on.
+
+use super::heartbeat_data::HeartbeatData;
+use super::registry::ConsumerRegistration;
+use crate::conn::ConnInfo;
+use crate::Broker;
+use ringmq_remoting::codes::response_code as rs;
+use ringmq_remoting::command::RemotingCommand;
+use ringmq_remoting::error::FrameError;
+
+/// HEART_BEAT (34): registers the producer and consumer groups of the body (§3.5).
+pub fn heart_beat(
+    b: &Broker,
+    conn: &ConnInfo,
+    req: &RemotingCommand,
+) -> Result<RemotingCommand, FrameError> {
+    let data = match HeartbeatData::parse(&req.body) {
+        Ok(d) => d,
+        Err(e) => {
+            return Ok(RemotingCommand::response_to(
+                req,
+                rs::SYSTEM_ERROR,
+                Some(format!("invalid HeartbeatData body: {e}")),
+            ))
+        }
+    };
+    let language = req.language.name();
+    let v2 = data.heartbeat_fingerprint != 0;
+    let mut sub_change = !v2;
+    for consumer in data.consumer_data_set {
+        let group = consumer.group_name.clone();
+        if group.is_empty() {
+            continue;
+        }
+        let config = match b
+            .subscription_groups
+            .get_or_create(&group, b.cfg.auto_create_subscription_group)
+        {
+            Ok(c) => c,
+            Err(e) => {
+                tracing::warn!(group = %group, error = %e, "persisting an auto-created subscription group failed");
+                b.subscription_groups.get(&group)
+            }
+        };
+        let Some(config) = config else {
+            tracing::warn!(group = %group, client = %data.client_id, "heartbeat from a consumer of an unknown group ignored");
+            continue;
+        };
+        b.topics
+            .ensure_retry_topic(&group, config.retry_queue_nums, consumer.unit_mode);
+        let registered = b.clients.register_consumer(ConsumerRegistration {
+            group: &group,
+            conn,
+            client_id: &data.client_id,
+            language,
+            version: req.version,
+            data: consumer,
+            fingerprint: data.heartbeat_fingerprint,
+            without_sub: data.without_sub,
+            notify_enabled: config.notify_consumer_ids_changed_enable,
+        });
+        sub_change |= registered.sub_change;
+        if registered.changed {
+            tracing::info!(group = %group, client = %data.client_id, conn = conn.id, peer = %conn.peer, "consumer registered");
+            b.clients.notify_group_changed(&group);
+        }
+    }
+    for producer in data.producer_data_set {
+        if !producer.group_name.is_empty() {
+            b.clients.register_producer(
+                &producer.group_name,
+                conn,
+                &data.client_id,
+                language,
+                req.version,
+            );
+        }
+    }
+    Ok(RemotingCommand::response_to(req, rs::SUCCESS, None)
+        .with_ext("IS_SUPPORT_HEART_BEAT_V2", true)
+        .with_ext("IS_SUB_CHANGE", sub_change))
+}
