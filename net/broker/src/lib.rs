@@ -50,6 +50,7 @@ use ringmq_engine::commitlog::{FlushMode, SyncMethod};
 use ringmq_engine::meta::{
     ConsumerOffsetStore, DelayOffsetStore, SubscriptionGroupStore, TopicStore,
 };
+use ringmq_engine::sync::lock;
 use ringmq_engine::{MessageStore, StoreConfig};
 
 pub use config::{BrokerConfig, BrokerRole, ConfigError};
@@ -160,11 +161,11 @@ impl Broker {
                 }
             })
             .map_err(|e| ringmq_engine::Error::io("spawn broker housekeeping", e))?;
-        *broker.housekeeping.lock().expect("housekeeping lock") = Some(handle);
+        *lock(&broker.housekeeping) = Some(handle);
         if broker.cfg.broker_role.is_master() {
             let service = schedule::ScheduleService::start(&broker)
                 .map_err(|e| ringmq_engine::Error::io("spawn schedule service", e))?;
-            *broker.schedule.lock().expect("schedule lock") = Some(service);
+            *lock(&broker.schedule) = Some(service);
         }
         Ok(broker)
     }
@@ -189,11 +190,11 @@ impl Broker {
             return Ok(());
         }
         self.holds.wake_all();
-        if let Some(h) = self.housekeeping.lock().expect("housekeeping lock").take() {
+        if let Some(h) = lock(&self.housekeeping).take() {
             let _ = h.join();
         }
         // Before the delay offsets are persisted and the store closes.
-        if let Some(mut s) = self.schedule.lock().expect("schedule lock").take() {
+        if let Some(mut s) = lock(&self.schedule).take() {
             s.stop();
         }
         let meta = [

@@ -31,10 +31,11 @@
 
 use std::collections::{HashMap, HashSet};
 use std::sync::atomic::{AtomicU64, Ordering};
-use std::sync::{Mutex, MutexGuard, PoisonError};
+use std::sync::{Mutex, MutexGuard};
 use std::time::{Duration, Instant};
 
 use ringmq_engine::meta::json::null_as_default;
+use ringmq_engine::sync::lock;
 use serde::{Deserialize, Deserializer, Serialize};
 use serde_json::Value;
 
@@ -181,7 +182,7 @@ impl RebalanceLocks {
     }
 
     fn lock(&self) -> MutexGuard<'_, Table> {
-        self.table.lock().unwrap_or_else(PoisonError::into_inner)
+        lock(&self.table)
     }
 
     /// Tries to lock `mqs` for `client_id` in `group`; returns the requested queues (in

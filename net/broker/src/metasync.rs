@@ -15,6 +15,7 @@ use ringmq_client::{expect_success, Connection};
 use ringmq_engine::meta::{
     ConsumerOffsetSerializeWrapper, SubscriptionGroupWrapper, TopicConfigSerializeWrapper,
 };
+use ringmq_engine::sync::lock;
 use ringmq_remoting::codes::request_code as rq;
 use ringmq_remoting::RemotingCommand;
 
@@ -67,7 +68,7 @@ impl MetaSync {
 
     pub fn stop(&self) {
         self.stop.store(true, Ordering::Release);
-        if let Some(t) = self.thread.lock().expect("metasync lock").take() {
+        if let Some(t) = lock(&self.thread).take() {
             let _ = t.join();
         }
     }

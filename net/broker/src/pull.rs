@@ -13,6 +13,7 @@ use std::time::Duration;
 
 use bytes::BytesMut;
 use ringmq_engine::consumequeue::dispatch::DispatchListener;
+use ringmq_engine::sync::lock;
 use ringmq_engine::{GetResult, GetStatus};
 use tokio::sync::Notify;
 
@@ -40,7 +41,7 @@ pub struct PullHold {
 
 impl PullHold {
     fn notify_for(&self, topic: &str, queue_id: i32) -> Arc<Notify> {
-        let mut map = self.queues.lock().expect("pull hold lock");
+        let mut map = lock(&self.queues);
         if let Some(n) = map.get(topic).and_then(|q| q.get(&queue_id)) {
             return n.clone();
         }
@@ -53,7 +54,7 @@ impl PullHold {
 
     /// Releases every parked pull (shutdown).
     pub fn wake_all(&self) {
-        for queues in self.queues.lock().expect("pull hold lock").values() {
+        for queues in lock(&self.queues).values() {
             for n in queues.values() {
                 n.notify_waiters();
             }

@@ -8,6 +8,7 @@ use std::sync::{Arc, RwLock};
 use ringmq_engine::delay_levels::SCHEDULE_TOPIC;
 use ringmq_engine::meta::{TopicConfig, TopicStore, PERM_INHERIT, PERM_READ, PERM_WRITE};
 use ringmq_engine::record::RETRY_TOPIC_PREFIX;
+use ringmq_engine::sync::{read, write};
 use serde_json::json;
 
 use super::config::BrokerConfig;
@@ -119,11 +120,11 @@ impl Topics {
             .iter()
             .map(|c| (c.topic_name.clone(), TopicInfo::of(c)))
             .collect();
-        *self.cache.write().expect("topic cache") = map;
+        *write(&self.cache) = map;
     }
 
     pub fn get(&self, topic: &str) -> Option<TopicInfo> {
-        self.cache.read().expect("topic cache").get(topic).copied()
+        read(&self.cache).get(topic).copied()
     }
 
     /// Creates or replaces a topic and persists it.
@@ -131,7 +132,7 @@ impl Topics {
         let info = TopicInfo::of(&config);
         let name = config.topic_name.clone();
         self.store.put_and_persist(config)?;
-        self.cache.write().expect("topic cache").insert(name, info);
+        write(&self.cache).insert(name, info);
         Ok(info)
     }
 

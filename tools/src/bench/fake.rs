@@ -8,6 +8,7 @@
 //! REQUEST_CODE_NOT_SUPPORTED (so producers fall back to default queues).
 //! One thread per connection; responses to one read go out in one write.
 
+use ringmq_engine::sync::lock;
 use std::io::{Read, Write};
 use std::net::{Shutdown, SocketAddr, TcpListener, TcpStream};
 use std::sync::atomic::{AtomicBool, AtomicI64, Ordering};
@@ -77,7 +78,7 @@ impl Drop for FakeBroker {
         if let Some(t) = self.accept.take() {
             let _ = t.join();
         }
-        let conns = std::mem::take(&mut *self.conns.lock().unwrap_or_else(|p| p.into_inner()));
+        let conns = std::mem::take(&mut *lock(&self.conns));
         for (s, t) in conns {
             let _ = s.shutdown(Shutdown::Both);
             let _ = t.join();

@@ -27,6 +27,7 @@ pub mod schedule;
 pub mod sequence;
 pub mod stats;
 
+use ringmq_engine::sync::lock;
 use std::path::PathBuf;
 use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 use std::sync::{Arc, Mutex};
@@ -363,11 +364,11 @@ fn execute(args: &BenchArgs) -> Result<i32, String> {
     let consumed = consumers.map(|c| {
         let mut acked = SeqSet::new();
         for a in acks.iter().flatten() {
-            acked.union_with(&a.lock().unwrap_or_else(|p| p.into_inner()));
+            acked.union_with(&lock(a));
         }
         let quiet = Duration::from_secs_f64(args.drain_secs);
         let complete = c.wait_for(&acked, quiet, quiet * 6);
-        let seen = c.seen.lock().unwrap_or_else(|p| p.into_inner()).clone();
+        let seen = lock(&c.seen).clone();
         let e2e = c.e2e.totals();
         c.stop();
         outcome::Consumed {

@@ -11,6 +11,7 @@
 //! microseconds) and `brun` (run id) properties; its body is a zero-copy
 //! slice of one shared buffer, of a fixed or uniformly random size.
 
+use ringmq_engine::sync::lock;
 use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 use std::sync::{Arc, Condvar, Mutex};
 use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
@@ -123,7 +124,7 @@ impl Window {
 
     /// Take a slot; true if the window was full and we had to wait.
     pub fn acquire(&self) -> bool {
-        let mut f = self.free.lock().unwrap_or_else(|p| p.into_inner());
+        let mut f = lock(&self.free);
         let waited = *f == 0;
         while *f == 0 {
             f = self.cv.wait(f).unwrap_or_else(|p| p.into_inner());
@@ -133,7 +134,7 @@ impl Window {
     }
 
     pub fn release(&self) {
-        let mut f = self.free.lock().unwrap_or_else(|p| p.into_inner());
+        let mut f = lock(&self.free);
         *f += 1;
         self.cv.notify_all();
     }
@@ -141,7 +142,7 @@ impl Window {
     /// Wait until every slot is free; false on timeout.
     pub fn wait_drained(&self, timeout: Duration) -> bool {
         let deadline = Instant::now() + timeout;
-        let mut f = self.free.lock().unwrap_or_else(|p| p.into_inner());
+        let mut f = lock(&self.free);
         while *f < self.size {
             let now = Instant::now();
             if now >= deadline {
@@ -247,7 +248,7 @@ pub fn run_connection(
             match r {
                 Ok(res) => {
                     if let Some(a) = &acks2 {
-                        a.lock().unwrap_or_else(|p| p.into_inner()).insert(seq);
+                        lock(a).insert(seq);
                     }
                     match status_error(res.status) {
                         None => rec2.ok(

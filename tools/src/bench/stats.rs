@@ -7,6 +7,7 @@
 //! name from `response_code::name`, or `io` / `timeout` / `protocol` — in
 //! the measured or the warm-up map; nothing is dropped.
 
+use ringmq_engine::sync::lock;
 use std::collections::BTreeMap;
 use std::io::Write;
 use std::sync::atomic::{AtomicBool, Ordering};
@@ -120,7 +121,7 @@ impl Recorder {
     }
 
     fn lock(&self) -> MutexGuard<'_, Counts> {
-        self.0.lock().unwrap_or_else(|p| p.into_inner())
+        lock(&self.0)
     }
 
     /// One success of `latency_us` carrying `bytes`, completed at `done`.

@@ -12,8 +12,9 @@
 //! Runs on: the network cores (heartbeats, unregister, pulls asking for a subscription)
 //! and the broker's housekeeping thread (expiry), behind one mutex.
 
+use ringmq_engine::sync::lock;
 use std::collections::{BTreeSet, HashMap};
-use std::sync::{Mutex, MutexGuard, PoisonError};
+use std::sync::{Mutex, MutexGuard};
 use std::time::Instant;
 
 use tokio::sync::mpsc::UnboundedSender;
@@ -96,7 +97,7 @@ pub(super) struct Registered {
 
 impl ClientRegistry {
     pub(super) fn lock(&self) -> MutexGuard<'_, Inner> {
-        self.inner.lock().unwrap_or_else(PoisonError::into_inner)
+        lock(&self.inner)
     }
 
     pub(super) fn register_consumer(&self, r: ConsumerRegistration<'_>) -> Registered {
