@@ -164,7 +164,7 @@ fn a_slave_with_the_token_follows_to_an_identical_log() {
     assert!(
         ha.slaves().wait_acked(end, Duration::from_secs(60)),
         "slave acked {} of {end}",
-        ha.slaves().acked_high()
+        ha.slaves().replicated_end()
     );
     assert!(wait_until(Duration::from_secs(5), || slave.acked_offset() == end));
     assert!(slave.is_connected());
@@ -224,7 +224,7 @@ fn a_peer_with_a_wrong_token_is_refused_and_releases_no_waiter() {
     ])));
 
     assert!(!waiter.join().unwrap(), "a fake report released a waiter");
-    assert_eq!(table.acked_high(), 0);
+    assert_eq!(table.replicated_end(), -1);
     assert!(!slave.is_connected());
     assert_eq!(slave_store.commitlog().max_offset(), 0);
     assert!(!watch.seen(), "a refused peer was registered");
@@ -277,7 +277,7 @@ fn a_raw_fake_report_is_dropped_unregistered() {
         ])));
     }
     assert!(!watch.seen(), "a raw client was registered");
-    assert_eq!(table.acked_high(), 0);
+    assert_eq!(table.replicated_end(), -1);
     assert!(logged(&["HA peer refused", "no complete HA auth answer"]));
     ha.shutdown();
     master.shutdown().unwrap();

@@ -537,7 +537,7 @@ fn catch_up(master: &Arc<MessageStore>, end: i64, kind: PathKind, args: &Args) -
         ha.slaves().wait_acked(end, Duration::from_secs(900)),
         "{}: the slave acked {} of {end}",
         kind.name(),
-        ha.slaves().acked_high()
+        ha.slaves().replicated_end()
     );
     let secs = t0.elapsed().as_secs_f64();
     let threads = sampler.stop();
