@@ -7,9 +7,8 @@
 mod common;
 
 use std::io::{Read, Write};
-use std::net::{SocketAddr, TcpListener, TcpStream};
-use std::sync::atomic::{AtomicBool, Ordering};
-use std::sync::Arc;
+use std::net::{SocketAddr, TcpStream};
+use std::sync::atomic::Ordering;
 use std::time::Duration;
 
 use common::*;
@@ -124,48 +123,6 @@ fn a_fake_report_counts_for_nothing_once_it_disconnects() {
     assert_eq!(table.replicated_end(), -1);
     ha.shutdown();
     master.shutdown().unwrap();
-}
-
-/// A TCP proxy that forwards both ways until frozen (bytes read meanwhile are held).
-struct Proxy {
-    addr: SocketAddr,
-    frozen: Arc<AtomicBool>,
-}
-
-impl Proxy {
-    fn start(target: SocketAddr) -> Proxy {
-        let listener = TcpListener::bind("127.0.0.1:0").unwrap();
-        let addr = listener.local_addr().unwrap();
-        let frozen = Arc::new(AtomicBool::new(false));
-        let f = frozen.clone();
-        std::thread::spawn(move || {
-            for client in listener.incoming() {
-                let Ok(client) = client else { break };
-                let Ok(server) = TcpStream::connect(target) else {
-                    continue;
-                };
-                for (mut from, mut to) in [
-                    (client.try_clone().unwrap(), server.try_clone().unwrap()),
-                    (server, client),
-                ] {
-                    let frozen = f.clone();
-                    std::thread::spawn(move || {
-                        let mut buf = [0u8; 16 * 1024];
-                        while let Ok(n @ 1..) = from.read(&mut buf) {
-                            while frozen.load(Ordering::Acquire) {
-                                std::thread::sleep(Duration::from_millis(5));
-                            }
-                            if to.write_all(&buf[..n]).is_err() {
-                                break;
-                            }
-                        }
-                        let _ = to.shutdown(std::net::Shutdown::Both);
-                    });
-                }
-            }
-        });
-        Proxy { addr, frozen }
-    }
 }
 
 #[test]
