@@ -11,6 +11,8 @@
 //!   fallocate-only files.
 //! * [`ceiling::loopback`]: TCP round trip and bandwidth over 127.0.0.1.
 //! * [`open_loop`]: fixed-rate sends with latency from each send's scheduled time.
+//! * [`closed_loop`]: back-to-back sends at a fixed concurrency, for throughput.
+//! * [`delay_proxy`]: a TCP proxy adding a fixed one-way delay (a slow link).
 //! * [`report`]: aligned tables (`name value unit ceiling ratio`) and
 //!   histogram percentiles.
 //!
@@ -18,5 +20,7 @@
 //! histograms are in microseconds; `loopback::rtt` is in nanoseconds.
 
 pub mod ceiling;
+pub mod closed_loop;
+pub mod delay_proxy;
 pub mod open_loop;
 pub mod report;

@@ -1,24 +1,30 @@
 //! The HA auth handshake (`haAuthToken`): with a token configured on both sides, every HA
-//! connection opens with a challenge-response before the classic frames of spec 7, so
-//! only a peer holding the token can become a slave and report offsets (which release
-//! SYNC_MASTER waiters; RocketMQ#3015). The token itself never crosses the wire. Without
-//! a token nothing here runs and the classic, handshake-less protocol is spoken, so
-//! RocketMQ slaves can still follow a ringmq master.
+//! connection opens with a mutual challenge-response before the classic frames of spec 7,
+//! so only a peer holding the token can become a slave and report offsets (which release
+//! SYNC_MASTER waiters; RocketMQ#3015), and only a master holding it can stream to a
+//! slave (whose first frame may make it truncate its log). The token itself never crosses
+//! the wire. Without a token nothing here runs and the classic, handshake-less protocol is
+//! spoken, so RocketMQ slaves and masters still interoperate with ringmq.
 //!
 //! ```text
-//! master -> slave   "RMQHA1" (6 bytes: magic and version) | nonce (32 random bytes)
-//! slave -> master   clusterLen (u16 BE) | cluster | brokerLen (u16 BE) | broker | mac (32)
-//!                   mac = HMAC-SHA256(token, nonce | clusterLen | cluster | brokerLen | broker)
-//! master -> slave   0x01 (accepted); on refusal the master closes the connection instead
+//! master -> slave   "RMQHA2" (6 bytes: magic and version) | nonce_m (32 random bytes)
+//! slave -> master   fields = clusterLen (u16 BE) | cluster | brokerLen (u16 BE) | broker
+//!                   fields | nonce_s (32 random bytes) | mac_s (32)
+//!                   mac_s = HMAC-SHA256(token, "ringmq-ha slave" | nonce_m | fields | nonce_s)
+//! master -> slave   0x01 (accepted) | mac_m (32); on refusal it closes the connection
+//!                   mac_m = HMAC-SHA256(token, "ringmq-ha master" | nonce_m | nonce_s | fields)
 //! then the classic protocol: the slave's first offset report, transfer frames, ...
 //! ```
 //!
-//! The MAC covers the name fields exactly as sent (lengths included), so a peer cannot
-//! re-split the names under a valid MAC. The master reads the answer within
-//! [`HANDSHAKE_TIMEOUT`] overall and at most [`MAX_NAME_SIZE`] bytes per name (546 bytes
-//! in all), verifies the MAC in constant time, then checks the names against its own if
-//! it has them. A peer that fails is closed before it is registered in the
-//! [`SlaveTable`](crate::SlaveTable), so it can never report an offset.
+//! Each side proves the token over the other's fresh nonce, and the two MACs carry
+//! different labels, so neither can be replayed or reflected. The MACs cover the name
+//! fields exactly as sent (lengths included), so a peer cannot re-split the names under a
+//! valid MAC. The master reads the answer within [`HANDSHAKE_TIMEOUT`] overall and at most
+//! [`MAX_NAME_SIZE`] bytes per name (610 bytes in all), verifies the MAC in constant
+//! time, then checks the names against its own if it has them. A peer that fails is
+//! closed before it is registered in the [`SlaveTable`](crate::SlaveTable), so it can
+//! never report an offset; nothing is streamed to it. The slave verifies the master's MAC
+//! before it sends its first report or reads a frame.
 //!
 //! HMAC-SHA256 comes from the RustCrypto `hmac` and `sha2` crates: widely used, audited
 //! implementations with constant-time tag comparison (`verify_slice`), kept current by the
@@ -33,13 +39,16 @@ use hmac::{Hmac, KeyInit, Mac};
 use sha2::Sha256;
 
 /// Opens the handshake; the trailing digit is the handshake version.
-pub const MAGIC: [u8; 6] = *b"RMQHA1";
+pub const MAGIC: [u8; 6] = *b"RMQHA2";
 pub const NONCE_SIZE: usize = 32;
 pub const MAC_SIZE: usize = 32;
 /// Longest cluster or broker name the handshake carries.
 pub const MAX_NAME_SIZE: usize = 255;
 /// The master's verdict for an authenticated peer.
 pub const ACCEPTED: u8 = 1;
+/// Labels that keep the slave's and the master's MACs apart.
+const SLAVE_LABEL: &[u8] = b"ringmq-ha slave";
+const MASTER_LABEL: &[u8] = b"ringmq-ha master";
 /// Longest either side waits for the other's half of the handshake, overall.
 pub const HANDSHAKE_TIMEOUT: Duration = Duration::from_secs(5);
 
@@ -60,6 +69,9 @@ pub enum AuthError {
     Refused,
     /// Slave: the master's verdict is neither [`ACCEPTED`] nor a close.
     BadVerdict(u8),
+    /// Slave: the master's MAC does not verify (it does not hold our token: a fake or
+    /// misconfigured master, which must not stream to us or make us truncate).
+    MasterNotAuthentic,
     /// A name is longer than [`MAX_NAME_SIZE`] (`local`: this side's own config).
     NameTooLong {
         len: usize,
@@ -110,6 +122,10 @@ impl fmt::Display for AuthError {
                  see the master's log)",
             ),
             AuthError::BadVerdict(b) => write!(f, "unexpected HA auth verdict byte {b:#04x}"),
+            AuthError::MasterNotAuthentic => f.write_str(
+                "the master's HA auth proof does not verify: it does not hold this slave's \
+                 haAuthToken (a fake or misconfigured master); refusing its stream",
+            ),
             AuthError::NameTooLong { len, local: true } => write!(
                 f,
                 "cluster or broker name of {len} bytes is too long for the HA auth handshake \
@@ -165,9 +181,10 @@ impl From<AuthError> for io::Error {
     fn from(e: AuthError) -> Self {
         let kind = match &e {
             AuthError::MasterSilent | AuthError::AnswerTimedOut => io::ErrorKind::TimedOut,
-            AuthError::Refused | AuthError::BadMac | AuthError::WrongGroup { .. } => {
-                io::ErrorKind::PermissionDenied
-            }
+            AuthError::Refused
+            | AuthError::BadMac
+            | AuthError::MasterNotAuthentic
+            | AuthError::WrongGroup { .. } => io::ErrorKind::PermissionDenied,
             AuthError::MasterClosed | AuthError::PeerClosed => io::ErrorKind::UnexpectedEof,
             AuthError::Io(e) => e.kind(),
             _ => io::ErrorKind::InvalidData,
@@ -233,19 +250,38 @@ fn mac_over(token: &str, parts: &[&[u8]]) -> HmacSha256 {
     mac
 }
 
-/// The slave's answer to `nonce`: the names as sent, then the MAC over nonce and names.
+/// The slave's answer to the master's `nonce_m`: the names as sent, its own nonce, then
+/// its MAC over both nonces and the names.
 pub fn encode_answer(
     token: &str,
-    nonce: &[u8; NONCE_SIZE],
+    nonce_m: &[u8; NONCE_SIZE],
+    nonce_s: &[u8; NONCE_SIZE],
     cluster: &str,
     broker: &str,
 ) -> Result<Vec<u8>, AuthError> {
-    let mut out = Vec::with_capacity(4 + cluster.len() + broker.len() + MAC_SIZE);
+    let mut out = Vec::with_capacity(4 + cluster.len() + broker.len() + NONCE_SIZE + MAC_SIZE);
     push_name(&mut out, cluster)?;
     push_name(&mut out, broker)?;
-    let tag = mac_over(token, &[nonce, &out]).finalize().into_bytes();
+    let tag = mac_over(token, &[SLAVE_LABEL, nonce_m, &out, nonce_s])
+        .finalize()
+        .into_bytes();
+    out.extend_from_slice(nonce_s);
     out.extend_from_slice(&tag);
     Ok(out)
+}
+
+/// The master's proof that it holds `token`, sent after [`ACCEPTED`]: its MAC over both
+/// nonces and the slave's name `fields` (as sent).
+pub fn master_proof(
+    token: &str,
+    nonce_m: &[u8; NONCE_SIZE],
+    nonce_s: &[u8; NONCE_SIZE],
+    fields: &[u8],
+) -> [u8; MAC_SIZE] {
+    mac_over(token, &[MASTER_LABEL, nonce_m, nonce_s, fields])
+        .finalize()
+        .into_bytes()
+        .into()
 }
 
 enum Short {
@@ -324,9 +360,11 @@ pub fn master_handshake(
         *name = at..at + len;
         at += len;
     }
+    let mut nonce_s = [0u8; NONCE_SIZE];
+    read(&mut nonce_s)?;
     let mut tag = [0u8; MAC_SIZE];
     read(&mut tag)?;
-    mac_over(token, &[&nonce, &fields[..at]])
+    mac_over(token, &[SLAVE_LABEL, &nonce, &fields[..at], &nonce_s])
         .verify_slice(&tag)
         .map_err(|_| AuthError::BadMac)?;
 
@@ -348,7 +386,10 @@ pub fn master_handshake(
             expected_broker: expect_broker.map(str::to_owned),
         });
     }
-    stream.write_all(&[ACCEPTED]).map_err(AuthError::Io)?;
+    let mut verdict = [0u8; 1 + MAC_SIZE];
+    verdict[0] = ACCEPTED;
+    verdict[1..].copy_from_slice(&master_proof(token, &nonce, &nonce_s, &fields[..at]));
+    stream.write_all(&verdict).map_err(AuthError::Io)?;
     Ok(peer)
 }
 
@@ -379,16 +420,26 @@ pub fn slave_handshake(
         Err(Short::TimedOut(_)) => return Err(AuthError::MasterSilent),
         Err(Short::Io(e)) => return Err(AuthError::Io(e)),
     }
-    let nonce: [u8; NONCE_SIZE] = rest.try_into().expect("nonce size");
-    let answer = encode_answer(token, &nonce, cluster, broker)?;
+    let nonce_m: [u8; NONCE_SIZE] = rest.try_into().expect("nonce size");
+    let nonce_s = nonce().map_err(AuthError::Io)?;
+    let answer = encode_answer(token, &nonce_m, &nonce_s, cluster, broker)?;
+    let fields = &answer[..answer.len() - NONCE_SIZE - MAC_SIZE];
     stream
         .set_write_timeout(Some(timeout))
         .map_err(AuthError::Io)?;
     stream.write_all(&answer).map_err(AuthError::Io)?;
-    let mut verdict = [0u8; 1];
+    let mut verdict = [0u8; 1 + MAC_SIZE];
     match read_full(stream, &mut verdict, deadline) {
-        Ok(()) if verdict[0] == ACCEPTED => Ok(()),
+        Ok(()) if verdict[0] == ACCEPTED => {
+            // Constant time, as the master's check; nothing is read from a master that fails.
+            mac_over(token, &[MASTER_LABEL, &nonce_m, &nonce_s, fields])
+                .verify_slice(&verdict[1..])
+                .map_err(|_| AuthError::MasterNotAuthentic)
+        }
         Ok(()) => Err(AuthError::BadVerdict(verdict[0])),
+        Err(Short::Closed(n)) if n > 0 && verdict[0] == ACCEPTED => {
+            Err(AuthError::MasterNotAuthentic)
+        }
         // A refusing master closes (or resets) the connection.
         Err(Short::Closed(_)) => Err(AuthError::Refused),
         Err(Short::TimedOut(_)) => Err(AuthError::MasterSilent),
@@ -397,9 +448,10 @@ pub fn slave_handshake(
 }
 
 /// For a slave without a token: whether the master's first bytes `head` (the first
-/// [`MAGIC`]`.len()` of them, or fewer so far) are the handshake's opening.
+/// [`MAGIC`]`.len()` of them, or fewer so far) open a handshake of any version.
 pub fn opens_handshake(head: &[u8]) -> bool {
-    head.len() >= MAGIC.len() && head[..MAGIC.len()] == MAGIC
+    let n = MAGIC.len();
+    head.len() >= n && head[..n - 1] == MAGIC[..n - 1] && head[n - 1].is_ascii_digit()
 }
 
 #[cfg(test)]
@@ -502,6 +554,7 @@ mod tests {
         assert!(e.to_string().contains("not the HA auth magic"));
         m.join().unwrap();
         assert!(opens_handshake(b"RMQHA1\x00"));
+        assert!(opens_handshake(&MAGIC));
         assert!(!opens_handshake(b"RMQHA"));
         assert!(!opens_handshake(&[0u8; 12]));
     }

@@ -6,7 +6,7 @@
 //! | `config` | [`HaConfig`] (RocketMQ key names) | any |
 //! | `auth` | the `haAuthToken` handshake that opens a connection when a token is set | master reader, slave session |
 //! | `protocol` | the two HA frames: encoders, streaming decoders | master reader, slave session |
-//! | `slave_table` | [`SlaveTable`]: connected slaves, acked offsets, ack waiters | master readers write; any thread waits |
+//! | `slave_table` | [`SlaveTable`]: connected slaves, each acked end bounded by what was sent to it, the [`Quorum`] of them a send needs, ack waiters | master readers write; any thread waits |
 //! | `transfer` | the folder below: its map and re-exports | - |
 //! | `transfer::path` | [`TransferPath`]: CommitLog range -> socket; `PathKind`, the per-kind counters and accounting every path books into | master senders |
 //! | `transfer::copy` | [`CopyPath`]: read into a buffer, write | master senders |
@@ -36,6 +36,6 @@ pub use config::{EmptySlaveStart, HaConfig};
 pub use master::{decide_start, HaMaster, StartDecision};
 pub use protocol::{FrameDecoder, ProtocolError, ReportDecoder, TransferFrame};
 pub use slave::HaSlave;
-pub use slave_table::{SlaveInfo, SlaveTable};
+pub use slave_table::{Quorum, ReportError, SlaveInfo, SlaveTable};
 pub use sync_master::{ReplicaOutcome, Replication, SyncReplication};
 pub use transfer::{CopyPath, SendZcPath, SplicePath, TransferPath};

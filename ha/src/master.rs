@@ -12,7 +12,7 @@
 
 use std::io::{self, Read};
 use std::net::{Shutdown, SocketAddr, TcpListener, TcpStream};
-use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
 use std::sync::{Arc, Condvar, Mutex};
 use std::thread::JoinHandle;
 use std::time::{Duration, Instant};
@@ -28,6 +28,32 @@ use crate::transfer::{sender_path, TransferPath};
 
 /// Longest a master thread sleeps before re-checking for shutdown.
 const TICK: Duration = Duration::from_millis(100);
+
+/// Most connections at once that have not proven themselves yet: with `haAuthToken`, not
+/// through the handshake (which times out after `auth::HANDSHAKE_TIMEOUT`); without, no
+/// first report yet (dropped after `haHousekeepingInterval`). Later ones are closed at
+/// accept, so stray clients cannot pile up threads.
+pub const MAX_UNPROVEN: usize = 16;
+
+/// One place among the [`MAX_UNPROVEN`], given back once the peer proved itself or left.
+struct Unproven<'a> {
+    count: &'a AtomicUsize,
+    held: bool,
+}
+
+impl Unproven<'_> {
+    fn prove(&mut self) {
+        if std::mem::take(&mut self.held) {
+            self.count.fetch_sub(1, Ordering::AcqRel);
+        }
+    }
+}
+
+impl Drop for Unproven<'_> {
+    fn drop(&mut self) {
+        self.prove();
+    }
+}
 
 /// Where streaming to a slave starts, decided from its first report (spec 7.4).
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -86,6 +112,8 @@ struct Inner {
     table: Arc<SlaveTable>,
     stop: AtomicBool,
     conns: Mutex<Vec<ConnHandle>>,
+    /// Connections holding a place among the [`MAX_UNPROVEN`].
+    unproven: AtomicUsize,
 }
 
 /// What the master keeps to end one connection: a socket handle and its reader thread
@@ -153,11 +181,15 @@ impl HaMaster {
         let listener = TcpListener::bind(listen)?;
         let local_addr = listener.local_addr()?;
         let inner = Arc::new(Inner {
-            store,
+            store: store.clone(),
             cfg,
-            table: Arc::new(SlaveTable::new()),
+            table: Arc::new(SlaveTable::with_log_end({
+                let store = store.clone();
+                move || store.commitlog().max_offset()
+            })),
             stop: AtomicBool::new(false),
             conns: Mutex::new(Vec::new()),
+            unproven: AtomicUsize::new(0),
         });
         let acceptor = {
             let inner = inner.clone();
@@ -248,6 +280,16 @@ fn accept_loop(inner: Arc<Inner>, listener: TcpListener) {
 
 fn add_connection(inner: &Arc<Inner>, stream: TcpStream) -> io::Result<()> {
     let peer = stream.peer_addr()?;
+    if inner.unproven.fetch_add(1, Ordering::AcqRel) >= MAX_UNPROVEN {
+        inner.unproven.fetch_sub(1, Ordering::AcqRel);
+        tracing::warn!(peer = %peer, max = MAX_UNPROVEN, "HA connection refused: too many connections that have not authenticated or reported yet");
+        return Ok(());
+    }
+    // From here the place is the reader thread's (`serve`); give it back on failure.
+    let place = Unproven {
+        count: &inner.unproven,
+        held: true,
+    };
     stream.set_nonblocking(false)?;
     stream.set_nodelay(true)?;
     let handle = stream.try_clone()?;
@@ -266,6 +308,7 @@ fn add_connection(inner: &Arc<Inner>, stream: TcpStream) -> io::Result<()> {
             .name(format!("ringmq-ha-read-{id}"))
             .spawn(move || serve(inner, conn, stream, sender_stream))?
     };
+    std::mem::forget(place);
     inner.conns.lock().expect("conns lock").push(ConnHandle {
         stream: handle,
         thread,
@@ -277,11 +320,16 @@ fn add_connection(inner: &Arc<Inner>, stream: TcpStream) -> io::Result<()> {
 /// registered (and may report offsets) only once it passed the handshake; the handshake
 /// runs here, not on the acceptor, so a stray client cannot hold the accept path.
 fn serve(inner: Arc<Inner>, conn: Arc<Conn>, stream: TcpStream, sender_stream: TcpStream) {
+    let mut unproven = Unproven {
+        count: &inner.unproven,
+        held: true,
+    };
     if let Some(token) = &inner.cfg.auth_token {
         let cfg = &inner.cfg;
         let (cluster, broker) = (cfg.cluster_name.as_deref(), cfg.broker_name.as_deref());
         match auth::master_handshake(&stream, token, cluster, broker, auth::HANDSHAKE_TIMEOUT) {
             Ok(p) => {
+                unproven.prove();
                 tracing::info!(slave = %conn.peer, cluster = %p.cluster, broker = %p.broker, "HA peer authenticated")
             }
             Err(e) => {
@@ -300,7 +348,7 @@ fn serve(inner: Arc<Inner>, conn: Arc<Conn>, stream: TcpStream, sender_stream: T
             .spawn(move || send_to_slave(inner, conn, sender_stream))
     };
     let why = match &sender {
-        Ok(_) => read_reports(&inner, &conn, &stream),
+        Ok(_) => read_reports(&inner, &conn, &stream, &mut unproven),
         Err(e) => format!("cannot spawn the sender: {e}"),
     };
     conn.close();
@@ -313,7 +361,12 @@ fn serve(inner: Arc<Inner>, conn: Arc<Conn>, stream: TcpStream, sender_stream: T
 }
 
 /// Reads offset reports until the connection ends; returns why it ended.
-fn read_reports(inner: &Inner, conn: &Conn, mut stream: &TcpStream) -> String {
+fn read_reports(
+    inner: &Inner,
+    conn: &Conn,
+    mut stream: &TcpStream,
+    unproven: &mut Unproven<'_>,
+) -> String {
     let housekeeping = inner.cfg.housekeeping_interval;
     if let Err(e) = stream.set_read_timeout(Some(TICK.max(Duration::from_millis(1)))) {
         return e.to_string();
@@ -334,7 +387,11 @@ fn read_reports(inner: &Inner, conn: &Conn, mut stream: &TcpStream) -> String {
                 last_read = Instant::now();
                 match decoder.decode(&buf[..n]) {
                     Ok(Some(offset)) => {
-                        inner.table.report(conn.id, offset);
+                        if let Err(e) = inner.table.report(conn.id, offset) {
+                            tracing::warn!(slave = %conn.peer, id = conn.id, error = %e, "dropping HA connection");
+                            return e.to_string();
+                        }
+                        unproven.prove();
                         let mut first = conn.first_report.lock().expect("first report lock");
                         if first.is_none() {
                             *first = Some(offset);
@@ -423,6 +480,8 @@ fn stream_log(
         }
     };
     tracing::info!(slave = %conn.peer, id = conn.id, start = next, reported = first, path = path.name(), "streaming CommitLog to slave");
+    // Acks count from here, and never past what was sent (see `slave_table`).
+    inner.table.start(conn.id, next);
     // The first frame tells the slave the start at once (spec 7.4: it carries `start`).
     path.send_heartbeat(stream, next)?;
     let mut last_write = Instant::now();
@@ -436,6 +495,7 @@ fn stream_log(
             // A frame never spans two segment files (spec 7.3).
             let seg_end = next - next % seg + seg;
             let len = (written.min(seg_end) - next).min(batch) as usize;
+            inner.table.sent(conn.id, next + len as i64);
             path.send_data(log, stream, next, len)?;
             next += len as i64;
             last_write = Instant::now();

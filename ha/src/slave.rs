@@ -1,7 +1,13 @@
 //! The slave side: one thread, `ringmq-ha-slave`, that connects to the master's HA
 //! port, reports its CommitLog end (spec 7.2) at once, after every append and at least
 //! every `haSendHeartbeatInterval`, receives transfer frames (spec 7.3) and appends them
-//! with `MessageStore::put_raw`, reporting only once the appends completed. On any error
+//! with `MessageStore::put_raw`.
+//!
+//! What a report promises (the master counts it as this slave's ack): the bytes up to it
+//! survive a crash of the slave process. So the slave reports the CommitLog's `write_end`
+//! (its O_DIRECT write completed), not the end of its in-memory append; with SYNC_FLUSH on
+//! the slave, `durable_end`. The first report of a session (where streaming starts) waits
+//! for that level to reach the log's end, so it promises the same. On any error
 //! it closes the connection and retries every `reconnect_interval`, logging once per
 //! state change (connected, disconnected, first failed attempt), never in a loop.
 //!
@@ -16,7 +22,7 @@ use std::sync::{Arc, Condvar, Mutex};
 use std::thread::JoinHandle;
 use std::time::{Duration, Instant};
 
-use ringmq_engine::commitlog::RawAppend;
+use ringmq_engine::commitlog::{FlushMode, Level, RawAppend};
 use ringmq_engine::MessageStore;
 
 use crate::auth;
@@ -29,6 +35,11 @@ const TICK: Duration = Duration::from_millis(500);
 const APPEND_TIMEOUT: Duration = Duration::from_secs(30);
 /// Socket read buffer: several frames per read, appended as one pipelined group.
 const READ_BUF: usize = 256 * 1024;
+/// Longest the session waits after appending for the bytes to reach the level it reports
+/// (see the module doc); if they have not, it reads on and reports them on a later turn.
+const SAFE_WAIT: Duration = Duration::from_millis(20);
+/// Read timeout while appended bytes are not yet reported, to report them soon.
+const UNREPORTED_POLL: Duration = Duration::from_millis(2);
 
 /// A running HA slave. Dropping it stops it.
 pub struct HaSlave {
@@ -185,6 +196,24 @@ impl Shared {
         }
     }
 
+    /// The level a report promises: `write_end`, or `durable_end` under SYNC_FLUSH.
+    fn report_level(&self) -> Level {
+        match self.store.commitlog().config().flush_mode {
+            FlushMode::Sync => Level::Durable,
+            FlushMode::Async => Level::Write,
+        }
+    }
+
+    /// What may be reported of the log up to `end`: the part at the report level, after
+    /// waiting up to `wait` for it to cover `end`.
+    fn safe_end(&self, end: i64, wait: Duration) -> i64 {
+        let (progress, level) = (self.store.commitlog().progress(), self.report_level());
+        if progress.get(level) < end && !wait.is_zero() {
+            progress.wait(level, end, wait);
+        }
+        progress.get(level).min(end)
+    }
+
     fn report(&self, stream: &mut TcpStream, end: i64) -> io::Result<()> {
         stream.write_all(&encode_report(end))?;
         self.acked.store(end, Ordering::Release);
@@ -227,6 +256,14 @@ impl Shared {
         self.connected.store(true, Ordering::Release);
         let mut end = self.store.commitlog().max_offset();
         tracing::info!(master = %self.master, local_end = end, "connected to HA master");
+        // The first report is where streaming starts, so it must be the log's end; it
+        // also counts as an ack, so it waits until that end is safe (module doc).
+        if self.safe_end(end, APPEND_TIMEOUT) < end {
+            return Err(io::Error::new(
+                io::ErrorKind::TimedOut,
+                "the local log's end was not written in time for the first report",
+            ));
+        }
         self.report(&mut stream, end)?;
         let mut reported = end;
         let mut last_report = Instant::now();
@@ -248,7 +285,12 @@ impl Shared {
                 .cfg
                 .heartbeat_interval
                 .saturating_sub(last_report.elapsed());
-            stream.set_read_timeout(Some(until_report.clamp(Duration::from_millis(1), TICK)))?;
+            let poll = if reported < end {
+                UNREPORTED_POLL
+            } else {
+                TICK
+            };
+            stream.set_read_timeout(Some(until_report.clamp(Duration::from_millis(1), poll)))?;
             match stream.read(&mut buf) {
                 Ok(0) => {
                     return Err(io::Error::new(
@@ -331,11 +373,6 @@ impl Shared {
                     if let Some(e) = failure {
                         return Err(e);
                     }
-                    if end != reported {
-                        self.report(&mut stream, end)?;
-                        reported = end;
-                        last_report = Instant::now();
-                    }
                 }
                 Err(e)
                     if matches!(
@@ -357,9 +394,17 @@ impl Shared {
                 Err(e) if e.kind() == io::ErrorKind::Interrupted => {}
                 Err(e) => return Err(e),
             }
-            if last_report.elapsed() >= self.cfg.heartbeat_interval {
-                self.report(&mut stream, end)?;
-                reported = end;
+            // Report what is safe now: after appends, while earlier ones reach the disk,
+            // and at least every heartbeat interval.
+            let wait = if reported < end {
+                SAFE_WAIT
+            } else {
+                Duration::ZERO
+            };
+            let safe = self.safe_end(end, wait);
+            if safe > reported || last_report.elapsed() >= self.cfg.heartbeat_interval {
+                self.report(&mut stream, safe)?;
+                reported = safe;
                 last_report = Instant::now();
             }
         }

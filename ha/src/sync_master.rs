@@ -1,17 +1,17 @@
-//! SYNC_MASTER: a send is answered once a slave holds it (`inSyncReplicas` = 2: the master
-//! and one slave), with FLUSH_SLAVE_TIMEOUT past `syncFlushTimeout` and
-//! SLAVE_NOT_AVAILABLE at once when no slave is in sync (none connected, or the best one
-//! more than `haMaxGapNotInSync` behind). Waiters are the slave table's, in offset order;
-//! a sweeper thread checks each waiter's own deadline every tick.
+//! SYNC_MASTER: a send is answered once its [`Quorum`] of slaves holds it
+//! (`inSyncReplicas - 1` distinct connected slaves, each with its own acked end; with
+//! `allAckInSyncStateSet` every in-sync slave), with FLUSH_SLAVE_TIMEOUT at the send's
+//! deadline (`syncFlushTimeout` from its arrival: the caller passes it) and
+//! SLAVE_NOT_AVAILABLE at once when fewer slaves than the quorum needs are in sync (not
+//! connected, or more than `haMaxGapNotInSync` behind). Waiters are the slave table's, in
+//! offset order; a sweeper thread checks each waiter's own deadline every tick.
 
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::Arc;
 use std::thread::JoinHandle;
 use std::time::{Duration, Instant};
 
-use ringmq_engine::MessageStore;
-
-use crate::slave_table::SlaveTable;
+use crate::slave_table::{Quorum, SlaveTable};
 
 /// How a replication wait ended.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -45,14 +45,14 @@ const TICK: Duration = Duration::from_millis(5);
 
 pub struct SyncReplication {
     table: Arc<SlaveTable>,
-    store: Arc<MessageStore>,
-    max_gap: u64,
     stop: Arc<AtomicBool>,
     sweeper: std::sync::Mutex<Option<JoinHandle<()>>>,
 }
 
 impl SyncReplication {
-    pub fn start(table: Arc<SlaveTable>, store: Arc<MessageStore>, max_gap: u64) -> Arc<Self> {
+    /// Makes `table` release sends by `quorum` and starts the deadline sweeper.
+    pub fn start(table: Arc<SlaveTable>, quorum: Quorum) -> Arc<Self> {
+        table.set_quorum(quorum);
         let stop = Arc::new(AtomicBool::new(false));
         let sweeper = {
             let (table, stop) = (table.clone(), stop.clone());
@@ -68,20 +68,14 @@ impl SyncReplication {
         };
         Arc::new(SyncReplication {
             table,
-            store,
-            max_gap,
             stop,
             sweeper: std::sync::Mutex::new(Some(sweeper)),
         })
     }
 
-    /// Whether some connected slave is close enough to count as in sync.
-    fn slave_in_sync(&self) -> bool {
-        let Some(best) = self.table.best_acked() else {
-            return false;
-        };
-        let end = self.store.commitlog().max_offset();
-        end.saturating_sub(best) as u64 <= self.max_gap
+    /// Whether enough connected slaves are close enough to count as in sync.
+    fn slaves_in_sync(&self) -> bool {
+        self.table.in_sync_slaves() >= self.table.quorum().acks.max(1)
     }
 
     pub fn stop(&self) {
@@ -101,7 +95,7 @@ impl Replication for SyncReplication {
         deadline: Instant,
         done: Box<dyn FnOnce(ReplicaOutcome) + Send>,
     ) {
-        if !self.slave_in_sync() {
+        if !self.slaves_in_sync() {
             return done(ReplicaOutcome::NotAvailable);
         }
         self.table.on_acked(

@@ -2,7 +2,8 @@
 //! follows to a byte-identical log; a peer with a wrong token, or a raw client that
 //! sends a fake offset report, is closed without ever entering the SlaveTable, releases
 //! no ack waiter, and the master logs the refusal (naming the peer, never the token); a
-//! token on one side only fails with an error that names the mismatch. The classic,
+//! token on one side only fails with an error that names the mismatch; a fake master
+//! that does not hold the slave's token cannot stream to it nor make it truncate. The classic,
 //! token-less protocol is covered by the other replication tests.
 
 mod common;
@@ -15,8 +16,8 @@ use std::thread::JoinHandle;
 use std::time::{Duration, Instant};
 
 use common::*;
-use ringmq_ha::auth::{encode_answer, MAGIC, NONCE_SIZE};
-use ringmq_ha::protocol::encode_report;
+use ringmq_ha::auth::{encode_answer, master_proof, ACCEPTED, MAGIC, NONCE_SIZE};
+use ringmq_ha::protocol::{encode_report, encode_transfer_header};
 use ringmq_ha::{HaConfig, HaMaster, HaSlave, SlaveTable};
 
 const TOKEN: &str = "s3cret-ha-token";
@@ -164,7 +165,7 @@ fn a_slave_with_the_token_follows_to_an_identical_log() {
     assert!(
         ha.slaves().wait_acked(end, Duration::from_secs(60)),
         "slave acked {} of {end}",
-        ha.slaves().acked_high()
+        ha.slaves().replicated_end()
     );
     assert!(wait_until(Duration::from_secs(5), || slave.acked_offset() == end));
     assert!(slave.is_connected());
@@ -201,7 +202,7 @@ fn a_peer_with_a_wrong_token_is_refused_and_releases_no_waiter() {
     fake.read_exact(&mut hello).unwrap();
     assert_eq!(hello[..MAGIC.len()], MAGIC);
     let nonce: [u8; NONCE_SIZE] = hello[MAGIC.len()..].try_into().unwrap();
-    let mut answer = encode_answer(WRONG, &nonce, "C1", "broker-a").unwrap();
+    let mut answer = encode_answer(WRONG, &nonce, &[7u8; NONCE_SIZE], "C1", "broker-a").unwrap();
     answer.extend_from_slice(&encode_report(1 << 30));
     let _ = fake.write_all(&answer);
     assert_eq!(
@@ -224,7 +225,7 @@ fn a_peer_with_a_wrong_token_is_refused_and_releases_no_waiter() {
     ])));
 
     assert!(!waiter.join().unwrap(), "a fake report released a waiter");
-    assert_eq!(table.acked_high(), 0);
+    assert_eq!(table.replicated_end(), -1);
     assert!(!slave.is_connected());
     assert_eq!(slave_store.commitlog().max_offset(), 0);
     assert!(!watch.seen(), "a refused peer was registered");
@@ -277,7 +278,7 @@ fn a_raw_fake_report_is_dropped_unregistered() {
         ])));
     }
     assert!(!watch.seen(), "a raw client was registered");
-    assert_eq!(table.acked_high(), 0);
+    assert_eq!(table.replicated_end(), -1);
     assert!(logged(&["HA peer refused", "no complete HA auth answer"]));
     ha.shutdown();
     master.shutdown().unwrap();
@@ -359,4 +360,69 @@ fn a_slave_of_another_broker_group_is_refused() {
     ha.shutdown();
     store.shutdown().unwrap();
     master.shutdown().unwrap();
+}
+
+#[test]
+fn a_fake_master_with_a_wrong_token_cannot_make_a_slave_truncate() {
+    capture_logs();
+    let dir = tempdir();
+    let slave_store = open(&dir.path().join("slave"));
+    let end = produce(&slave_store, 0..50);
+    assert!(end > 0);
+    // A hand-driven master: it accepts any answer, proves a wrong token, then sends the
+    // frame that makes a slave cut its log (a heartbeat at 0, below the slave's end).
+    let l = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+    let fake_addr = l.local_addr().unwrap();
+    let fake = std::thread::spawn(move || {
+        let mut rounds = 0;
+        for s in l.incoming().take(2) {
+            let mut s = s.unwrap();
+            s.set_read_timeout(Some(Duration::from_secs(5))).unwrap();
+            let nonce_m = [9u8; NONCE_SIZE];
+            s.write_all(&MAGIC).unwrap();
+            s.write_all(&nonce_m).unwrap();
+            let mut fields = Vec::new();
+            for _ in 0..2 {
+                let mut len = [0u8; 2];
+                s.read_exact(&mut len).unwrap();
+                let mut name = vec![0u8; u16::from_be_bytes(len) as usize];
+                s.read_exact(&mut name).unwrap();
+                fields.extend_from_slice(&len);
+                fields.extend_from_slice(&name);
+            }
+            let mut nonce_s = [0u8; NONCE_SIZE];
+            s.read_exact(&mut nonce_s).unwrap();
+            let mut mac = [0u8; 32];
+            s.read_exact(&mut mac).unwrap();
+            let mut verdict = vec![ACCEPTED];
+            verdict.extend_from_slice(&master_proof(WRONG, &nonce_m, &nonce_s, &fields));
+            verdict.extend_from_slice(&encode_transfer_header(0, 0));
+            let _ = s.write_all(&verdict);
+            // Whatever the slave sends now (a report would mean it accepted us).
+            let got = read_to_close(&mut s, Duration::from_secs(5));
+            assert_eq!(got, Some(Vec::new()), "the slave reported to a fake master");
+            rounds += 1;
+        }
+        rounds
+    });
+    let slave = HaSlave::start(
+        slave_store.clone(),
+        fake_addr,
+        with_auth(Some(TOKEN), "C1", "broker-a"),
+    );
+    assert!(wait_until(Duration::from_secs(10), || logged(&[
+        "HA auth handshake with the master failed",
+        "does not hold this slave's haAuthToken"
+    ])));
+    assert_eq!(
+        fake.join().unwrap(),
+        2,
+        "the slave retried, refusing each time"
+    );
+    assert!(!slave.is_connected());
+    assert_eq!(slave.acked_offset(), -1, "no report to a fake master");
+    assert_eq!(slave_store.commitlog().max_offset(), end, "no truncation");
+    no_secret_logged();
+    slave.stop();
+    slave_store.shutdown().unwrap();
 }

@@ -28,7 +28,7 @@ fn slave_follows_a_live_load_to_an_identical_log() {
     assert!(
         ha.slaves().wait_acked(end, Duration::from_secs(60)),
         "slave acked {} of {end}",
-        ha.slaves().acked_high()
+        ha.slaves().replicated_end()
     );
     eprintln!("caught up {:?} after the load ended", started.elapsed());
     assert!(wait_until(Duration::from_secs(5), || slave.acked_offset() == end));

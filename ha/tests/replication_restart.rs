@@ -68,7 +68,7 @@ fn restarted_slave_catches_up() {
     assert!(
         ha.slaves().wait_acked(end, long),
         "slave acked {} of {end}",
-        ha.slaves().acked_high()
+        ha.slaves().replicated_end()
     );
     assert!(wait_until(Duration::from_secs(5), || slave.acked_offset() == end));
     assert_eq!(ha.slaves().connected_slaves(), 1);

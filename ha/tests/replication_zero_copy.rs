@@ -325,7 +325,7 @@ fn a_slave_following_through_splice_ends_byte_identical() {
         assert!(
             ha.slaves().wait_acked(end, Duration::from_secs(60)),
             "{kind:?}: slave acked {} of {end}",
-            ha.slaves().acked_high()
+            ha.slaves().replicated_end()
         );
         assert!(wait_until(Duration::from_secs(5), || slave.acked_offset() == end));
         assert_same_log(&master, &slave_store, end);

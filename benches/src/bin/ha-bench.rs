@@ -25,10 +25,23 @@
 //!    hold it), caught up through `zc` (everything by send_zc) and `copy` (read from the
 //!    ring + write): the hot-tail path on its own.
 //!
+//! 5. Slow link: master and slave talk through a TCP proxy that delays each direction by
+//!    `--slow-link-delays-ms` (0, 0.5, 1, 2 ms one way); at each delay a closed loop with
+//!    `--slow-link-in-flight` sends in flight measures SYNC_MASTER and ASYNC_MASTER
+//!    (ASYNC_FLUSH) throughput and p99. The master streams without waiting for acks, so
+//!    SYNC_MASTER throughput should hold up as long as enough sends are in flight.
+//! 6. HA threads: a SYNC_MASTER with 3 slaves in process; the master's HA threads are
+//!    counted from /proc/self/task names (`ringmq-ha-*` but the slaves' `ringmq-ha-slave`;
+//!    io_uring's `iou-wrk-*` workers are not counted).
+//!
+//! `--only-slow-link` runs steps 5 and 6 alone (the other keys print NaN).
+//!
 //! Last line: `RESULT catchup_ratio=.. zc_cpu_s_per_gib=.. copy_cpu_s_per_gib=..
-//! sync_async_p99_ratio=.. hot_zc_cpu_s_per_gib=.. hot_copy_cpu_s_per_gib=..` (zc = the
-//! default send_zc + splice path, copy = read() + write(), both from the same run; the
-//! p99 ratio compares the ASYNC_FLUSH cases; the hot figures are step 4's).
+//! sync_async_p99_ratio=.. hot_zc_cpu_s_per_gib=.. hot_copy_cpu_s_per_gib=..
+//! sync_2ms_mb_s_ratio=.. ha_threads=..` (zc = the default send_zc + splice path, copy =
+//! read() + write(), both from the same run; the p99 ratio compares the ASYNC_FLUSH cases;
+//! the hot figures are step 4's; `sync_2ms_mb_s_ratio` is SYNC_MASTER MB/s at 2 ms added
+//! one-way delay over that at 0 ms, both through the proxy).
 
 use std::collections::HashMap;
 use std::path::{Path, PathBuf};
@@ -41,8 +54,9 @@ use bytes::Bytes;
 use clap::Parser;
 use hdrhistogram::Histogram;
 use ringmq_benches::ceiling::{direct_write, fs_info, loopback, CpuSnapshot};
-use ringmq_benches::open_loop;
+use ringmq_benches::delay_proxy::DelayProxy;
 use ringmq_benches::report::{fmt_value, percentile_table, Percentiles, Table};
+use ringmq_benches::{closed_loop, open_loop};
 use ringmq_broker::Node;
 use ringmq_broker::{BrokerConfig, BrokerRole};
 use ringmq_client::{Producer, ProducerOptions};
@@ -111,6 +125,22 @@ struct Args {
     /// Pin the brokers' threads (net+writer core 0, dispatch core 1) and the load to core 1.
     #[arg(long)]
     pin: bool,
+    /// Added one-way delays of the slow-link runs, ms (comma-separated; 0 is the
+    /// baseline, through the same proxy).
+    #[arg(long, default_value = "0,0.5,1,2", value_delimiter = ',')]
+    slow_link_delays_ms: Vec<f64>,
+    /// Seconds of each slow-link run (after 0.5 s of warm-up); 0 skips step 5.
+    #[arg(long, default_value_t = 5.0)]
+    slow_link_secs: f64,
+    /// Sends in flight in the slow-link runs (the producer's bound).
+    #[arg(long, default_value_t = 512)]
+    slow_link_in_flight: usize,
+    /// Body size of the slow-link runs, bytes.
+    #[arg(long, default_value_t = 4096)]
+    slow_link_body: usize,
+    /// Run only the slow-link and HA-thread steps (5, 6).
+    #[arg(long)]
+    only_slow_link: bool,
 }
 
 const TOPIC: &str = "HaBenchTopic";
@@ -138,6 +168,15 @@ fn main() {
         args.writer_spin_us,
         if args.load_spin { "spins" } else { "sleeps" }
     );
+
+    if args.only_slow_link {
+        let (sync_2ms, ha_threads) = slow_link_and_threads(&args);
+        let _ = std::fs::remove_dir_all(&args.dir);
+        println!(
+            "RESULT catchup_ratio=NaN zc_cpu_s_per_gib=NaN copy_cpu_s_per_gib=NaN sync_async_p99_ratio=NaN hot_zc_cpu_s_per_gib=NaN hot_copy_cpu_s_per_gib=NaN sync_2ms_mb_s_ratio={sync_2ms:.3} ha_threads={ha_threads}"
+        );
+        return;
+    }
 
     // 1. Produce latency by role and flush mode, first, on a quiet disk.
     let rtt = loopback::rtt(5000);
@@ -289,9 +328,10 @@ fn main() {
             .unwrap_or(f64::NAN)
     };
     let ratio = p99(BrokerRole::SyncMaster) / p99(BrokerRole::AsyncMaster);
+    let (sync_2ms, ha_threads) = slow_link_and_threads(&args);
     let _ = std::fs::remove_dir_all(&args.dir);
     println!(
-        "RESULT catchup_ratio={:.3} zc_cpu_s_per_gib={:.3} copy_cpu_s_per_gib={:.3} sync_async_p99_ratio={:.2} hot_zc_cpu_s_per_gib={:.3} hot_copy_cpu_s_per_gib={:.3}",
+        "RESULT catchup_ratio={:.3} zc_cpu_s_per_gib={:.3} copy_cpu_s_per_gib={:.3} sync_async_p99_ratio={:.2} hot_zc_cpu_s_per_gib={:.3} hot_copy_cpu_s_per_gib={:.3} sync_2ms_mb_s_ratio={sync_2ms:.3} ha_threads={ha_threads}",
         zc_mbps / ceiling,
         cpu_per_gib(&agg, PathKind::SendZc),
         cpu_per_gib(&agg, PathKind::Copy),
@@ -537,7 +577,7 @@ fn catch_up(master: &Arc<MessageStore>, end: i64, kind: PathKind, args: &Args) -
         ha.slaves().wait_acked(end, Duration::from_secs(900)),
         "{}: the slave acked {} of {end}",
         kind.name(),
-        ha.slaves().acked_high()
+        ha.slaves().replicated_end()
     );
     let secs = t0.elapsed().as_secs_f64();
     let threads = sampler.stop();
@@ -779,4 +819,154 @@ fn fixed_rate(p: &Producer, body: &Bytes, rate: u64, secs: f64, spin: bool) -> L
         failed: r.failed,
         noise_others: None,
     }
+}
+
+// ---------------------------------------------------------------------------------------
+// Slow link (step 5) and HA threads (step 6)
+
+/// Steps 5 and 6; returns (`sync_2ms_mb_s_ratio`, `ha_threads`).
+fn slow_link_and_threads(args: &Args) -> (f64, usize) {
+    let mut sync_mb_s = Vec::new();
+    if args.slow_link_secs > 0.0 {
+        let mut rows = Vec::new();
+        for &ms in &args.slow_link_delays_ms {
+            let delay = Duration::from_secs_f64(ms / 1000.0);
+            let sync = slow_link_case(args, BrokerRole::SyncMaster, delay);
+            let asyn = slow_link_case(args, BrokerRole::AsyncMaster, delay);
+            let (s_mb, a_mb) = (
+                sync.mb_per_s(args.slow_link_body),
+                asyn.mb_per_s(args.slow_link_body),
+            );
+            sync_mb_s.push((ms, s_mb));
+            let p99 = |r: &closed_loop::ClosedLoop| Percentiles::of(&r.latency_us).p99;
+            rows.push([
+                format!("{ms}"),
+                fmt_value(s_mb),
+                fmt_value(p99(&sync)),
+                fmt_value(a_mb),
+                fmt_value(p99(&asyn)),
+                format!("{:.2}", s_mb / a_mb),
+                format!(
+                    "{}/{}",
+                    sync.not_ok + sync.failed,
+                    asyn.not_ok + asyn.failed
+                ),
+            ]);
+        }
+        println!(
+            "== slow link: slave behind a proxy adding a one-way delay, closed loop with {} \
+             sends in flight, {} B bodies, {} s per run, ASYNC_FLUSH ==",
+            args.slow_link_in_flight, args.slow_link_body, args.slow_link_secs
+        );
+        print_grid(
+            &[
+                "delay ms",
+                "SYNC MB/s",
+                "SYNC p99 us",
+                "ASYNC MB/s",
+                "ASYNC p99 us",
+                "SYNC/ASYNC",
+                "not ok S/A",
+            ],
+            &rows,
+        );
+    }
+    let at = |ms: f64| {
+        sync_mb_s
+            .iter()
+            .find(|(d, _)| (*d - ms).abs() < 1e-9)
+            .map(|(_, v)| *v)
+            .unwrap_or(f64::NAN)
+    };
+    let ha_threads = count_ha_threads(args);
+    println!("HA threads of a SYNC_MASTER with 3 slaves: {ha_threads} (io-wq workers not counted)");
+    (at(2.0) / at(0.0), ha_threads)
+}
+
+fn slow_link_case(args: &Args, role: BrokerRole, delay: Duration) -> closed_loop::ClosedLoop {
+    set_default_path(args.latency_path);
+    let root = args
+        .dir
+        .join(format!("slow-{}-{}us", role.name(), delay.as_micros()));
+    let _ = std::fs::remove_dir_all(&root);
+    let master = Node::start(node_config(args, &root.join("m"), role, false)).expect("master");
+    let proxy =
+        DelayProxy::start(master.ha_addr().expect("HA address"), delay).expect("delay proxy");
+    let mut scfg = node_config(args, &root.join("s"), BrokerRole::Slave, false);
+    scfg.ha_master_address = Some(proxy.addr.to_string());
+    scfg.master_remoting_address = Some(master.addr().to_string());
+    let slave = Node::start(scfg).expect("slave");
+    wait_connected(&master, &[&slave]);
+    let p = Producer::connect_with(
+        &master.addr().to_string(),
+        "ha_bench_slow_link",
+        ProducerOptions {
+            max_in_flight: args.slow_link_in_flight,
+            ..Default::default()
+        },
+    )
+    .expect("connect producer");
+    let body = Bytes::from(vec![b'x'; args.slow_link_body]);
+    closed_loop::run(&p, TOPIC, &body, 0.5); // warm-up: topic, routes, first segment
+    let r = closed_loop::run(&p, TOPIC, &body, args.slow_link_secs);
+    drop(p);
+    slave.shutdown().expect("slave shutdown");
+    master.shutdown().expect("master shutdown");
+    drop(proxy);
+    let _ = std::fs::remove_dir_all(&root);
+    r
+}
+
+fn wait_connected(master: &Node, slaves: &[&Node]) {
+    let deadline = Instant::now() + Duration::from_secs(20);
+    while !(master.master().expect("master").slaves().connected_slaves() >= slaves.len()
+        && slaves
+            .iter()
+            .all(|s| s.slave().expect("slave").acked_offset() >= 0))
+    {
+        assert!(Instant::now() < deadline, "the slaves did not connect");
+        std::thread::sleep(Duration::from_millis(10));
+    }
+}
+
+/// Threads of this process's HA master: `ringmq-ha-*` names but the slaves'.
+fn count_ha_threads(args: &Args) -> usize {
+    let root = args.dir.join("threads");
+    let _ = std::fs::remove_dir_all(&root);
+    let master = Node::start(node_config(
+        args,
+        &root.join("m"),
+        BrokerRole::SyncMaster,
+        false,
+    ))
+    .expect("master");
+    let slaves: Vec<Node> = (0..3)
+        .map(|i| {
+            let mut cfg = node_config(args, &root.join(format!("s{i}")), BrokerRole::Slave, false);
+            cfg.broker_id = i + 1;
+            cfg.ha_master_address = Some(master.ha_addr().expect("HA address").to_string());
+            cfg.master_remoting_address = Some(master.addr().to_string());
+            Node::start(cfg).expect("slave")
+        })
+        .collect();
+    wait_connected(&master, &slaves.iter().collect::<Vec<_>>());
+    let mut names = Vec::new();
+    if let Ok(dir) = std::fs::read_dir("/proc/self/task") {
+        for entry in dir.flatten() {
+            if let Ok(comm) = std::fs::read_to_string(entry.path().join("comm")) {
+                let comm = comm.trim().to_string();
+                if comm.starts_with("ringmq-ha-") && comm != "ringmq-ha-slave" {
+                    names.push(comm);
+                }
+            }
+        }
+    }
+    names.sort();
+    println!("master HA threads: {}", names.join(" "));
+    for s in slaves {
+        s.shutdown().expect("slave shutdown");
+    }
+    master.shutdown().expect("master shutdown");
+    let _ = std::fs::remove_dir_all(&root);
+    names.len()
 }

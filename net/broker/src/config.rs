@@ -75,6 +75,8 @@ pub struct BrokerConfig {
     pub writer_spin_us: u64,
     /// `inSyncReplicas`: copies (master included) a SYNC_MASTER waits for.
     pub in_sync_replicas: u32,
+    /// `allAckInSyncStateSet`: a SYNC_MASTER send also waits for every in-sync slave.
+    pub all_ack_in_sync_state_set: bool,
     /// `haMaxGapNotInSync` (4.x: `haSlaveFallbehindMax`): a slave further behind than this
     /// does not count as in sync; with none in sync SYNC_MASTER answers SLAVE_NOT_AVAILABLE.
     pub ha_max_gap_not_in_sync: u64,
@@ -128,6 +130,7 @@ impl Default for BrokerConfig {
             tail_ring_bytes: 64 << 20,
             writer_spin_us: 50,
             in_sync_replicas: 1,
+            all_ack_in_sync_state_set: false,
             ha_max_gap_not_in_sync: 256 << 20,
             ha_auth_token: None,
             ha_send_heartbeat_interval: Duration::from_secs(5),

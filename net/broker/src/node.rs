@@ -2,15 +2,16 @@
 //! `ringmq broker` and the HA tests start brokers through this.
 //!
 //! Start order: bind the remoting port (so port 0 is resolved before anything records the
-//! address); open the broker (recovering its store); a master starts its HA listener and,
-//! under SYNC_MASTER, makes sends wait for a slave; a slave starts following its master
+//! address); open the broker (recovering its store); a master starts its HA listener
+//! (warning when it has no `haAuthToken`) and, under SYNC_MASTER, makes sends wait for
+//! `inSyncReplicas - 1` slaves (every in-sync one with `allAckInSyncStateSet`); a slave starts following its master
 //! and syncing metadata from it; then the remoting loops serve. Stop order is the reverse:
 //! stop serving (in-flight sends answered), stop replication, shut the store down cleanly.
 
 use std::net::{SocketAddr, ToSocketAddrs};
 use std::sync::Arc;
 
-use ringmq_ha::{HaConfig, HaMaster, HaSlave, SyncReplication};
+use ringmq_ha::{HaConfig, HaMaster, HaSlave, Quorum, SyncReplication};
 
 use crate::metasync::MetaSync;
 use crate::server::{self, ServeError, Server};
@@ -61,25 +62,26 @@ impl Node {
                 let listen = SocketAddr::new(cfg.broker_ip, cfg.ha_listen_port);
                 let m =
                     HaMaster::start(broker.store.clone(), listen, ha).map_err(ServeError::Bind)?;
-                if role == BrokerRole::SyncMaster {
-                    if cfg.in_sync_replicas > 2 {
-                        tracing::warn!(
-                            in_sync_replicas = cfg.in_sync_replicas,
-                            "only one slave ack is awaited for now (inSyncReplicas=2)"
-                        );
-                    }
-                    if cfg.in_sync_replicas >= 2 {
-                        let r = SyncReplication::start(
-                            m.slaves().clone(),
-                            broker.store.clone(),
-                            cfg.ha_max_gap_not_in_sync,
-                        );
-                        broker.set_replication(r.clone());
-                        sync = Some(r);
-                    }
-                    if cfg.ha_auth_token.is_none() {
-                        tracing::warn!("SYNC_MASTER without haAuthToken: any client reaching the HA port can report offsets");
-                    }
+                if role == BrokerRole::SyncMaster && cfg.in_sync_replicas >= 2 {
+                    let r = SyncReplication::start(
+                        m.slaves().clone(),
+                        Quorum {
+                            acks: cfg.in_sync_replicas as usize - 1,
+                            all_in_sync: cfg.all_ack_in_sync_state_set,
+                            max_gap: cfg.ha_max_gap_not_in_sync,
+                        },
+                    );
+                    broker.set_replication(r.clone());
+                    sync = Some(r);
+                }
+                if cfg.ha_auth_token.is_none() {
+                    tracing::warn!(
+                        role = role.name(),
+                        ha = %m.local_addr(),
+                        "HA master without haAuthToken: any client reaching the HA port can \
+                         pose as a slave (read the CommitLog, report offsets); set haAuthToken \
+                         on the master and its slaves unless RocketMQ slaves must follow it"
+                    );
                 }
                 tracing::info!(ha = %m.local_addr(), role = role.name(), "HA master listening");
                 master = Some(m);

@@ -66,7 +66,8 @@ pub fn submit_turn(b: &Arc<Broker>, conn: &Arc<ConnInfo>, requests: Vec<Remoting
     PENDING.fetch_add(n, Ordering::AcqRel);
     // Under SYNC_MASTER the answer also waits for slaves (unless every message said WAIT=false).
     let replication = if wait { b.replication().cloned() } else { None };
-    let timeout = b.cfg.sync_flush_timeout;
+    // One deadline from arrival bounds the whole wait: local flush plus replication.
+    let deadline = std::time::Instant::now() + b.cfg.sync_flush_timeout;
     b.store.put(AppendRequest {
         messages,
         wait_durable: wait,
@@ -78,7 +79,6 @@ pub fn submit_turn(b: &Arc<Broker>, conn: &Arc<ConnInfo>, requests: Vec<Remoting
             let stored = matches!(outcome.status, PutStatus::Ok | PutStatus::FlushDiskTimeout);
             match replication {
                 Some(r) if stored => {
-                    let deadline = std::time::Instant::now() + timeout;
                     let end = outcome.end_offset;
                     r.wait_replicated(
                         end,

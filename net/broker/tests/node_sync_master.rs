@@ -133,7 +133,7 @@ fn sync_master_waits_for_the_slave_and_times_out_when_it_stalls() {
         // Answered only once the slave acked it.
         let end = master.broker().store.commitlog().max_offset();
         assert!(
-            master.master().unwrap().slaves().acked_high() >= end,
+            master.master().unwrap().slaves().replicated_end() >= end,
             "send {n} answered before the slave acked it"
         );
     }

@@ -105,6 +105,7 @@ pub const KEYS: &[Key] = &[
     key("inSyncReplicas", "u32 > 0", "2 under SYNC_MASTER, else 1",
         field!(in_sync_replicas, positive))
         .derived(in_sync_replicas_from_role),
+    key("allAckInSyncStateSet", "bool", "false", field!(all_ack_in_sync_state_set, boolean)),
     key("haMaxGapNotInSync", "bytes > 0", "268435456", field!(ha_max_gap_not_in_sync, positive)),
     key("haSlaveFallbehindMax", "bytes > 0", "268435456", field!(ha_max_gap_not_in_sync, positive)),
     key("haAuthToken", "string (secret)", "", field!(ha_auth_token, secret)),

@@ -1,0 +1,90 @@
+//! Helpers of the node HA tests: broker configs for a master and its slaves on 127.0.0.1,
+//! and a TCP proxy between a slave and its master that can be frozen (the slave then
+//! neither receives nor acks: a frozen slave process, as with SIGSTOP).
+#![allow(dead_code)]
+
+use std::io::{Read, Write};
+use std::net::{SocketAddr, TcpListener, TcpStream};
+use std::path::Path;
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+
+use ringmq_broker::{BrokerConfig, BrokerRole, Node};
+
+pub fn config(dir: &Path, role: BrokerRole, in_sync_replicas: u32) -> BrokerConfig {
+    BrokerConfig {
+        store_path_root_dir: dir.to_path_buf(),
+        listen_port: 0,
+        ha_listen_port: 0,
+        pin_threads: false,
+        broker_role: role,
+        broker_id: if role == BrokerRole::Slave { 1 } else { 0 },
+        in_sync_replicas,
+        sync_flush_timeout: Duration::from_millis(800),
+        mapped_file_size_commit_log: 16 << 20,
+        tail_ring_bytes: 32 << 20,
+        ..Default::default()
+    }
+}
+
+pub fn slave_of(dir: &Path, master: &Node, ha_addr: SocketAddr) -> Node {
+    let mut cfg = config(dir, BrokerRole::Slave, 1);
+    cfg.ha_master_address = Some(ha_addr.to_string());
+    cfg.master_remoting_address = Some(master.addr().to_string());
+    Node::start(cfg).expect("slave starts")
+}
+
+pub fn wait_until(what: &str, timeout: Duration, mut f: impl FnMut() -> bool) {
+    let deadline = Instant::now() + timeout;
+    while !f() {
+        assert!(Instant::now() < deadline, "timed out waiting for {what}");
+        std::thread::sleep(Duration::from_millis(20));
+    }
+}
+
+/// A TCP proxy that forwards both ways until frozen (bytes read meanwhile are held).
+pub struct Proxy {
+    pub addr: SocketAddr,
+    pub frozen: Arc<AtomicBool>,
+}
+
+impl Proxy {
+    pub fn start(target: SocketAddr) -> Proxy {
+        let listener = TcpListener::bind("127.0.0.1:0").unwrap();
+        let addr = listener.local_addr().unwrap();
+        let frozen = Arc::new(AtomicBool::new(false));
+        let f = frozen.clone();
+        std::thread::spawn(move || {
+            for client in listener.incoming() {
+                let Ok(client) = client else { break };
+                let Ok(server) = TcpStream::connect(target) else {
+                    continue;
+                };
+                for (mut from, mut to) in [
+                    (client.try_clone().unwrap(), server.try_clone().unwrap()),
+                    (server, client),
+                ] {
+                    let frozen = f.clone();
+                    std::thread::spawn(move || {
+                        let mut buf = [0u8; 16 * 1024];
+                        while let Ok(n @ 1..) = from.read(&mut buf) {
+                            while frozen.load(Ordering::Acquire) {
+                                std::thread::sleep(Duration::from_millis(5));
+                            }
+                            if to.write_all(&buf[..n]).is_err() {
+                                break;
+                            }
+                        }
+                        let _ = to.shutdown(std::net::Shutdown::Both);
+                    });
+                }
+            }
+        });
+        Proxy { addr, frozen }
+    }
+
+    pub fn freeze(&self, frozen: bool) {
+        self.frozen.store(frozen, Ordering::Release);
+    }
+}
