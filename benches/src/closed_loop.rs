@@ -2,6 +2,7 @@
 //! `max_in_flight` allows, each latency counted from its send call; for throughput at a
 //! fixed concurrency (ha-bench's slow-link mode).
 
+use ringmq_engine::sync::lock;
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
@@ -45,10 +46,9 @@ pub fn run(p: &Producer, topic: &str, body: &Bytes, secs: f64) -> ClosedLoop {
         let res = p.send_async(topic, Message::new(body.clone()), move |r| {
             let us = sent.elapsed().as_micros() as u64;
             match r {
-                Ok(r) if r.status == SendStatus::SendOk => hist2
-                    .lock()
-                    .expect("histogram")
-                    .saturating_record(us.max(1)),
+                Ok(r) if r.status == SendStatus::SendOk => {
+                    lock(&hist2).saturating_record(us.max(1))
+                }
                 Ok(_) => {
                     not_ok2.fetch_add(1, Ordering::Relaxed);
                 }
@@ -63,7 +63,7 @@ pub fn run(p: &Producer, topic: &str, body: &Bytes, secs: f64) -> ClosedLoop {
     }
     p.flush(Duration::from_secs(30));
     let secs = start.elapsed().as_secs_f64();
-    let latency_us = hist.lock().expect("histogram").clone();
+    let latency_us = lock(&hist).clone();
     ClosedLoop {
         latency_us,
         not_ok: not_ok.load(Ordering::Relaxed),

@@ -18,6 +18,7 @@ use std::thread::JoinHandle;
 use std::time::{Duration, Instant};
 
 use ringmq_engine::commitlog::Level;
+use ringmq_engine::sync::lock;
 use ringmq_engine::MessageStore;
 
 use crate::auth;
@@ -139,13 +140,13 @@ impl Conn {
 
     fn close(&self) {
         self.closed.store(true, Ordering::Release);
-        let _guard = self.first_report.lock().expect("first report lock");
+        let _guard = lock(&self.first_report);
         self.first_cv.notify_all();
     }
 
     /// The first report, once it arrives; None if the connection closed first.
     fn wait_first_report(&self, stop: &AtomicBool) -> Option<i64> {
-        let mut first = self.first_report.lock().expect("first report lock");
+        let mut first = lock(&self.first_report);
         loop {
             if let Some(v) = *first {
                 return Some(v);
@@ -220,7 +221,7 @@ impl HaMaster {
         if self.inner.stop.swap(true, Ordering::AcqRel) {
             return;
         }
-        if let Some(acceptor) = self.acceptor.lock().expect("acceptor lock").take() {
+        if let Some(acceptor) = lock(&self.acceptor).take() {
             // The acceptor blocks in accept(): one connection wakes it to see `stop`.
             let mut wake = self.local_addr;
             if wake.ip().is_unspecified() {
@@ -236,7 +237,7 @@ impl HaMaster {
                 Err(e) => tracing::warn!(error = %e, "cannot wake the HA acceptor; leaving it"),
             }
         }
-        let conns = std::mem::take(&mut *self.inner.conns.lock().expect("conns lock"));
+        let conns = std::mem::take(&mut *lock(&self.inner.conns));
         for c in &conns {
             let _ = c.stream.shutdown(Shutdown::Both);
         }
@@ -270,11 +271,7 @@ fn accept_loop(inner: Arc<Inner>, listener: TcpListener) {
                 std::thread::sleep(TICK);
             }
         }
-        inner
-            .conns
-            .lock()
-            .expect("conns lock")
-            .retain(|c| !c.thread.is_finished());
+        lock(&inner.conns).retain(|c| !c.thread.is_finished());
     }
 }
 
@@ -309,7 +306,7 @@ fn add_connection(inner: &Arc<Inner>, stream: TcpStream) -> io::Result<()> {
             .spawn(move || serve(inner, conn, stream, sender_stream))?
     };
     std::mem::forget(place);
-    inner.conns.lock().expect("conns lock").push(ConnHandle {
+    lock(&inner.conns).push(ConnHandle {
         stream: handle,
         thread,
     });
@@ -392,7 +389,7 @@ fn read_reports(
                             return e.to_string();
                         }
                         unproven.prove();
-                        let mut first = conn.first_report.lock().expect("first report lock");
+                        let mut first = lock(&conn.first_report);
                         if first.is_none() {
                             *first = Some(offset);
                             conn.first_cv.notify_all();

@@ -23,6 +23,7 @@ use std::thread::JoinHandle;
 use std::time::{Duration, Instant};
 
 use ringmq_engine::commitlog::{FlushMode, Level, RawAppend};
+use ringmq_engine::sync::lock;
 use ringmq_engine::MessageStore;
 
 use crate::auth;
@@ -110,14 +111,14 @@ impl HaSlave {
     pub fn stop(&self) {
         let sh = &self.shared;
         sh.stop.store(true, Ordering::Release);
-        if let Some(s) = sh.socket.lock().expect("socket lock").as_ref() {
+        if let Some(s) = lock(&sh.socket).as_ref() {
             let _ = s.shutdown(Shutdown::Both);
         }
         {
-            let _guard = sh.stop_lock.lock().expect("stop lock");
+            let _guard = lock(&sh.stop_lock);
             sh.stop_cv.notify_all();
         }
-        if let Some(t) = self.thread.lock().expect("thread lock").take() {
+        if let Some(t) = lock(&self.thread).take() {
             let _ = t.join();
         }
     }
@@ -136,7 +137,7 @@ impl Shared {
 
     /// Sleeps `d` unless stopped first.
     fn sleep(&self, d: Duration) {
-        let guard = self.stop_lock.lock().expect("stop lock");
+        let guard = lock(&self.stop_lock);
         let _ = self
             .stop_cv
             .wait_timeout_while(guard, d, |_| !self.stopped())
@@ -153,7 +154,7 @@ impl Shared {
                     failure_logged = false;
                     let res = self.session(stream);
                     self.connected.store(false, Ordering::Release);
-                    *self.socket.lock().expect("socket lock") = None;
+                    *lock(&self.socket) = None;
                     let auth_failed = matches!(&res, Err(e) if auth::is_auth_error(e));
                     match res {
                         Err(e) if auth_failed && !self.stopped() && !auth_failure_logged => {
@@ -242,7 +243,7 @@ impl Shared {
         stream.set_nodelay(true)?;
         stream.set_write_timeout(Some(self.cfg.housekeeping_interval))?;
         {
-            let mut slot = self.socket.lock().expect("socket lock");
+            let mut slot = lock(&self.socket);
             if self.stopped() {
                 return Ok(());
             }

@@ -34,6 +34,7 @@ use std::sync::atomic::{AtomicBool, AtomicI64, AtomicU64, Ordering};
 use std::sync::Mutex;
 use std::time::{Duration, Instant};
 
+use ringmq_engine::sync::lock;
 use ringmq_engine::waiters::OffsetWaiters;
 
 /// One connected slave, as last seen.
@@ -146,12 +147,12 @@ impl SlaveTable {
 
     /// Sets how many slaves must hold a send (SYNC_MASTER start-up).
     pub fn set_quorum(&self, q: Quorum) {
-        *self.quorum.lock().expect("quorum lock") = q;
+        *lock(&self.quorum) = q;
         self.recompute();
     }
 
     pub fn quorum(&self) -> Quorum {
-        *self.quorum.lock().expect("quorum lock")
+        *lock(&self.quorum)
     }
 
     /// Slaves connected now (RocketMQ's `connectionCount`).
@@ -308,7 +309,7 @@ impl SlaveTable {
     }
 
     fn lock(&self) -> std::sync::MutexGuard<'_, BTreeMap<u64, SlaveInfo>> {
-        self.slaves.lock().expect("slave table lock")
+        lock(&self.slaves)
     }
 }
 

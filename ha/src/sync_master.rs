@@ -6,6 +6,7 @@
 //! connected, or more than `haMaxGapNotInSync` behind). Waiters are the slave table's, in
 //! offset order; a sweeper thread checks each waiter's own deadline every tick.
 
+use ringmq_engine::sync::lock;
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::Arc;
 use std::thread::JoinHandle;
@@ -80,7 +81,7 @@ impl SyncReplication {
 
     pub fn stop(&self) {
         self.stop.store(true, Ordering::Release);
-        if let Some(t) = self.sweeper.lock().expect("sweeper lock").take() {
+        if let Some(t) = lock(&self.sweeper).take() {
             let _ = t.join();
         }
         self.table
