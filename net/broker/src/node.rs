@@ -4,8 +4,9 @@
 //! Start order: bind the remoting port (so port 0 is resolved before anything records the
 //! address); open the broker (recovering its store); a master starts its HA listener and,
 //! under SYNC_MASTER, makes sends wait for a slave; a slave starts following its master
-//! and syncing metadata from it; then the remoting loops serve. Stop order is the reverse:
-//! stop serving (in-flight sends answered), stop replication, shut the store down cleanly.
+//! and syncing metadata from it; then the remoting loops serve, and the broker registers
+//! with its name servers. Stop order is the reverse: unregister, stop serving (in-flight
+//! sends answered), stop replication, shut the store down cleanly.
 
 use std::net::{SocketAddr, ToSocketAddrs};
 use std::sync::Arc;
@@ -13,6 +14,7 @@ use std::sync::Arc;
 use ringmq_ha::{HaConfig, HaMaster, HaSlave, SyncReplication};
 
 use crate::metasync::MetaSync;
+use crate::register::Registrar;
 use crate::server::{self, ServeError, Server};
 use crate::{Broker, BrokerConfig, BrokerRole};
 
@@ -22,6 +24,7 @@ pub struct Node {
     sync: Option<Arc<SyncReplication>>,
     slave: Option<HaSlave>,
     metasync: Option<MetaSync>,
+    register: Option<Registrar>,
 }
 
 fn ha_config(cfg: &BrokerConfig) -> HaConfig {
@@ -100,12 +103,16 @@ impl Node {
             }
         }
         let server = Server::start(broker, listeners).map_err(ServeError::Bind)?;
+        // Announced once serving, to every name server in namesrvAddr.
+        let ha_addr = master.as_ref().map(HaMaster::local_addr);
+        let register = Registrar::start_for(server.broker(), ha_addr).map_err(ServeError::Bind)?;
         Ok(Node {
             server,
             master,
             sync,
             slave,
             metasync,
+            register,
         })
     }
 
@@ -134,8 +141,17 @@ impl Node {
         self.metasync.as_ref()
     }
 
-    /// Stops serving, stops replication, shuts the store down cleanly.
+    /// The name server registration (when `namesrvAddr` is set).
+    pub fn registrar(&self) -> Option<&Registrar> {
+        self.register.as_ref()
+    }
+
+    /// Unregisters from the name servers, stops serving, stops replication, shuts the
+    /// store down cleanly.
     pub fn shutdown(mut self) -> Result<(), ringmq_engine::Error> {
+        if let Some(r) = self.register.take() {
+            r.stop();
+        }
         self.server.stop();
         if let Some(m) = self.metasync.take() {
             m.stop();
