@@ -4,13 +4,17 @@
 
 mod common_ha;
 
-use std::collections::BTreeMap;
+use std::collections::{BTreeMap, BTreeSet};
 use std::path::Path;
+use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
 use ringmq_broker::{BrokerConfig, BrokerRole, Node};
 use ringmq_client::cluster::{ClusterProducer, NameServers};
-use ringmq_client::{ConnectOptions, Message, TopicRoute};
+use ringmq_client::push::{
+    ConsumeFromWhere, ConsumeStatus, Listener, PushConsumer, PushConsumerOptions,
+};
+use ringmq_client::{ConnectOptions, Message, ReceivedMessage, TopicRoute};
 use ringmq_namesrv::{Namesrv, NamesrvConfig};
 
 const TOPIC: &str = "ClusterTopic";
@@ -137,6 +141,32 @@ fn two_groups_behind_two_name_servers() {
     assert_eq!(spread.get("broker-a"), Some(&200));
     assert_eq!(spread.get("broker-b"), Some(&200));
     assert_eq!(producer.failures(), 0);
+
+    // A push consumer given a name server rebalances over both groups' queues and
+    // receives every message.
+    let received = Arc::new(Mutex::new(BTreeSet::new()));
+    let seen = received.clone();
+    let mut opts = PushConsumerOptions::new(ns1.local_addr().to_string(), "ClusterCG");
+    opts.consume_from = ConsumeFromWhere::FirstOffset;
+    let consumer = PushConsumer::new(opts)
+        .subscribe(TOPIC, "*")
+        .start(Listener::concurrently(move |msgs: &[ReceivedMessage]| {
+            let mut seen = seen.lock().unwrap();
+            seen.extend(msgs.iter().map(|m| m.body.clone()));
+            ConsumeStatus::Success
+        }))
+        .unwrap();
+    wait_until("every message consumed", Duration::from_secs(20), || {
+        received.lock().unwrap().len() == 400
+    });
+    let held: BTreeSet<String> = consumer
+        .assigned()
+        .into_iter()
+        .map(|q| q.broker_name)
+        .collect();
+    assert_eq!(consumer.assigned().len(), 8);
+    assert_eq!(held.len(), 2, "{held:?}");
+    consumer.shutdown();
 
     // A name server restarted empty: every broker registers again within one period.
     let port = ns2.local_addr().port();
