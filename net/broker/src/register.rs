@@ -245,7 +245,8 @@ fn register_once(
     if conn.as_ref().is_some_and(Connection::is_closed) {
         *conn = None;
     }
-    if conn.is_none() {
+    let fresh = conn.is_none();
+    if fresh {
         let opts = ConnectOptions {
             connect_timeout: reg.timeout,
             default_timeout: reg.timeout,
@@ -268,7 +269,11 @@ fn register_once(
                 master_addr: resp.ext("masterAddr").map(str::to_owned),
                 ha_server_addr: resp.ext("haServerAddr").map(str::to_owned),
             };
-            tracing::debug!(namesrv, counter = version.counter, "registered");
+            if fresh {
+                tracing::info!(namesrv, master = ?result.master_addr, "registered with name server");
+            } else {
+                tracing::debug!(namesrv, counter = version.counter, "registered");
+            }
             *shared.last.lock().expect("register result") = Some(result);
             shared
                 .registrations

@@ -74,6 +74,13 @@ impl NameServers {
     /// The topic's route from the first name server that answers. An answer (even
     /// TOPIC_NOT_EXIST) ends the search; only unreachable name servers are skipped.
     pub fn fetch_route(&self, topic: &str) -> Result<TopicRoute> {
+        self.call(|conn| fetch_route(conn, topic))
+    }
+
+    /// Runs `f` on a connection to the first name server that answers (the one that
+    /// answered last is tried first). A connection error moves on to the next name
+    /// server; any other outcome, success or a refusal, is returned.
+    pub fn call<T>(&self, f: impl Fn(&Connection) -> Result<T>) -> Result<T> {
         let mut current = lock(&self.current);
         let start = current.as_ref().map_or(0, |(i, _)| *i);
         let mut last = None;
@@ -89,7 +96,7 @@ impl NameServers {
                     }
                 },
             };
-            match fetch_route(&conn, topic) {
+            match f(&conn) {
                 Err(e) if !matches!(e, ClientError::Broker { .. }) => {
                     conn.close();
                     last = Some(e);
