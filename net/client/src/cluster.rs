@@ -39,6 +39,20 @@ fn lock<T>(m: &Mutex<T>) -> MutexGuard<'_, T> {
     m.lock().unwrap_or_else(PoisonError::into_inner)
 }
 
+/// A connection to the first reachable address of `list` (`host:port;host:port`), tried
+/// in order: how a client that keeps one name server connection takes a list.
+pub fn connect_any(list: &str, opts: ConnectOptions) -> Result<Connection> {
+    let mut last = None;
+    for addr in list.split(';').map(str::trim).filter(|a| !a.is_empty()) {
+        match Connection::connect_with(addr, opts.clone()) {
+            Ok(c) => return Ok(c),
+            Err(e) => last = Some(e),
+        }
+    }
+    Err(last
+        .unwrap_or_else(|| ClientError::Protocol(format!("no name server address in {list:?}"))))
+}
+
 /// A list of name servers asked in turn: the one that answered last is asked first.
 pub struct NameServers {
     addrs: Vec<String>,

@@ -206,7 +206,7 @@ async fn run(
     let (per_group, failed) = send_many(&producer, total..total + after).await;
     eprintln!("after broker-b stopped: {after} sends, per group {per_group:?}, failed {failed}");
     producer.shutdown().await;
-    if per_group.get("broker-b").is_some()
+    if per_group.contains_key("broker-b")
         || per_group.get("broker-a").copied().unwrap_or(0) + failed != after
     {
         return Err(format!("after broker-b stopped: {per_group:?}, {failed} failed").into());
