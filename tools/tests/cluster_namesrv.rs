@@ -117,12 +117,21 @@ fn two_groups_behind_two_name_servers() {
     })
     .unwrap();
     let b0 = Node::start(broker_config(&dir.path().join("b0"), "broker-b", &ns_list)).unwrap();
+    // broker-b's slave has no haMasterAddress: the name servers name its master.
+    let b1 = Node::start(BrokerConfig {
+        broker_role: BrokerRole::Slave,
+        broker_id: 1,
+        slave_sync_initial_delay: Duration::from_millis(50),
+        slave_sync_interval: Duration::from_millis(200),
+        ..broker_config(&dir.path().join("b1"), "broker-b", &ns_list)
+    })
+    .unwrap();
     create_topic(&a0.addr().to_string(), 4);
     create_topic(&b0.addr().to_string(), 4);
 
     // The new topic reaches both name servers (a topic change registers at once), and
     // the slave joins its group once its metadata sync has copied the topic.
-    let both = expect(&[("broker-a", &[0, 1]), ("broker-b", &[0])]);
+    let both = expect(&[("broker-a", &[0, 1]), ("broker-b", &[0, 1])]);
     for ns in [&ns1, &ns2] {
         wait_until("both groups in the route", Duration::from_secs(10), || {
             groups(ns) == both
@@ -175,11 +184,40 @@ fn two_groups_behind_two_name_servers() {
     assert_eq!(held.len(), 2, "{held:?}");
     consumer.shutdown();
 
+    // The slave that found its master through the name servers holds the same bytes.
+    let log_of = |n: &Node| n.broker().store.commitlog().clone();
+    let end = log_of(&b0).max_offset();
+    wait_until(
+        "broker-b's slave to catch up",
+        Duration::from_secs(10),
+        || log_of(&b1).max_offset() == end,
+    );
+    let first_segment = |d: &str| {
+        std::fs::read(
+            dir.path()
+                .join(d)
+                .join("commitlog")
+                .join(format!("{:020}", 0)),
+        )
+        .unwrap()
+    };
+    let (m, s) = (first_segment("b0"), first_segment("b1"));
+    assert!(
+        end > 0 && m[..end as usize] == s[..end as usize],
+        "slave bytes differ"
+    );
+    eprintln!(
+        "broker-b's slave (master found through the name servers) holds the master's {end} bytes"
+    );
+    b1.shutdown().unwrap();
+
     // A name server restarted empty: every broker registers again within one period.
     let port = ns2.local_addr().port();
     ns2.stop();
     ns2 = namesrv(&dir.path().join("ns2"), port);
-    let took = wait_until("re-registration", PERIOD * 4, || groups(&ns2) == both);
+    let now_live = expect(&[("broker-a", &[0, 1]), ("broker-b", &[0])]);
+    assert_eq!(groups(&ns1), now_live, "the stopped slave left the routes");
+    let took = wait_until("re-registration", PERIOD * 4, || groups(&ns2) == now_live);
     eprintln!("routes back on the restarted name server after {took:?} (period {PERIOD:?})");
     assert!(took <= PERIOD * 2, "took {took:?}");
 

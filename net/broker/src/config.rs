@@ -375,9 +375,12 @@ impl BrokerConfig {
                 self.broker_role.name()
             )));
         }
-        if self.broker_role == BrokerRole::Slave && self.ha_master_address.is_none() {
+        if self.broker_role == BrokerRole::Slave
+            && self.ha_master_address.is_none()
+            && self.namesrv_addr.is_none()
+        {
             return Err(ConfigError(
-                "brokerRole=SLAVE needs haMasterAddress (host:port of the master's haListenPort)"
+                "brokerRole=SLAVE needs haMasterAddress (host:port of the master's haListenPort) or namesrvAddr to learn it from"
                     .into(),
             ));
         }

@@ -14,7 +14,7 @@ use std::sync::Arc;
 use ringmq_ha::{HaConfig, HaMaster, HaSlave, SyncReplication};
 
 use crate::metasync::MetaSync;
-use crate::register::Registrar;
+use crate::register::{self, Registrar};
 use crate::server::{self, ServeError, Server};
 use crate::{Broker, BrokerConfig, BrokerRole};
 
@@ -88,12 +88,25 @@ impl Node {
                 master = Some(m);
             }
             BrokerRole::Slave => {
-                let ha_master = cfg.ha_master_address.clone().unwrap_or_default();
+                // Without haMasterAddress, the name servers name the master.
+                let found = match &cfg.ha_master_address {
+                    Some(_) => None,
+                    None => Some(register::discover_master(&broker).map_err(ServeError::Bind)?),
+                };
+                let ha_master = cfg
+                    .ha_master_address
+                    .clone()
+                    .or_else(|| found.clone()?.ha_server_addr)
+                    .unwrap_or_default();
                 let addr = resolve("haMasterAddress", &ha_master)?;
                 slave = Some(HaSlave::start(broker.store.clone(), addr, ha));
-                let remoting = cfg.master_remoting_address.clone().unwrap_or_else(|| {
-                    SocketAddr::new(addr.ip(), addr.port().saturating_sub(1)).to_string()
-                });
+                let remoting = cfg
+                    .master_remoting_address
+                    .clone()
+                    .or_else(|| found?.master_addr)
+                    .unwrap_or_else(|| {
+                        SocketAddr::new(addr.ip(), addr.port().saturating_sub(1)).to_string()
+                    });
                 metasync = Some(MetaSync::start(
                     broker.clone(),
                     remoting,

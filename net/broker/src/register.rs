@@ -196,6 +196,64 @@ impl Drop for Registrar {
     }
 }
 
+/// How long a slave without `haMasterAddress` waits for a name server to name its master.
+pub const DISCOVER_TIMEOUT: Duration = Duration::from_secs(60);
+
+/// A slave without `haMasterAddress`: registers with its name servers (in parallel, once
+/// a second) until one answers with the group master's HA and remoting addresses, as a
+/// RocketMQ slave learns them (`masterAddr`, `haServerAddr` of REGISTER_BROKER's answer).
+/// Fails when no name server names a master within [`DISCOVER_TIMEOUT`].
+pub fn discover_master(broker: &Arc<Broker>) -> std::io::Result<RegisterResult> {
+    let cfg = &broker.cfg;
+    let namesrvs = parse_namesrv_addr(cfg.namesrv_addr.as_deref().unwrap_or(""));
+    if namesrvs.is_empty() {
+        return Err(std::io::Error::new(
+            std::io::ErrorKind::InvalidInput,
+            "a slave needs haMasterAddress or namesrvAddr",
+        ));
+    }
+    let reg = Arc::new(Registration {
+        broker: broker.clone(),
+        ha_server_addr: SocketAddr::new(cfg.broker_ip, cfg.ha_listen_port).to_string(),
+        timeout: Duration::from_secs(3),
+    });
+    let deadline = Instant::now() + DISCOVER_TIMEOUT;
+    let (tx, rx) = std::sync::mpsc::channel();
+    while Instant::now() < deadline {
+        for addr in &namesrvs {
+            let (tx, reg, addr) = (tx.clone(), reg.clone(), addr.clone());
+            // Detached: an unreachable name server only delays its own attempt.
+            std::thread::Builder::new()
+                .name("ringmq-discover-master".into())
+                .spawn(move || {
+                    let shared = Shared::default();
+                    let mut conn = None;
+                    register_once(&shared, &reg, &addr, &mut conn);
+                    if let Some(c) = conn {
+                        c.close();
+                    }
+                    let found = shared.last.into_inner().ok().flatten();
+                    let _ = tx.send(found);
+                })?;
+        }
+        let round_end = Instant::now() + Duration::from_secs(1);
+        while let Ok(found) = rx.recv_timeout(round_end.saturating_duration_since(Instant::now())) {
+            if let Some(r) = found.filter(|r| r.master_addr.is_some() && r.ha_server_addr.is_some())
+            {
+                tracing::info!(namesrv = %r.namesrv, master = ?r.master_addr, ha = ?r.ha_server_addr, "master found through the name server");
+                return Ok(r);
+            }
+        }
+    }
+    Err(std::io::Error::new(
+        std::io::ErrorKind::TimedOut,
+        format!(
+            "no name server named a master of {} within {DISCOVER_TIMEOUT:?}",
+            cfg.broker_name
+        ),
+    ))
+}
+
 /// One name server's registration loop.
 fn run(shared: &Shared, reg: &Registration, namesrv: &str, period: Duration) {
     let mut conn: Option<Connection> = None;
