@@ -1,8 +1,9 @@
-//! `ringmq`: the one binary. Subcommands: `broker`, `bench` (the load generator) and
-//! `compare` (the report of two or more saved runs).
+//! `ringmq`: the one binary. Subcommands: `broker`, `namesrv` (a RocketMQ name server),
+//! `bench` (the load generator) and `compare` (the report of two or more saved runs).
 
 mod bench;
 mod broker_cmd;
+mod namesrv_cmd;
 mod report;
 mod signals;
 
@@ -23,6 +24,8 @@ struct Cli {
 enum Command {
     /// Run a broker (standalone ASYNC_MASTER on 127.0.0.1:10911 under ./store by default).
     Broker(broker_cmd::BrokerArgs),
+    /// Run a RocketMQ name server (127.0.0.1:9876 by default) for clusters of broker groups.
+    Namesrv(namesrv_cmd::NamesrvArgs),
     /// Load generator: produce (and optionally consume) against any RocketMQ-compatible broker.
     Bench(bench::BenchArgs),
     /// Compare two or more saved runs: markdown table and latency chart.
@@ -40,6 +43,7 @@ fn main() {
     let cli = Cli::parse();
     let code = match cli.command {
         Command::Broker(args) => broker_cmd::run(args),
+        Command::Namesrv(args) => namesrv_cmd::run(args),
         Command::Bench(args) => bench::run(args),
         Command::Compare(args) => report::compare::run(args),
     };

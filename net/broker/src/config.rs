@@ -48,7 +48,11 @@ pub struct BrokerConfig {
     pub sync_flush: bool,
     pub ha_listen_port: u16,
     pub ha_master_address: Option<String>,
+    /// `namesrvAddr`: name servers to register with, `host:port;host:port` (see `register`).
     pub namesrv_addr: Option<String>,
+    /// `registerNameServerPeriod` (30 s; a value from the file is held to RocketMQ's
+    /// 10 s..60 s, a value set in code is taken as is).
+    pub register_name_server_period: Duration,
     pub auto_create_topic_enable: bool,
     pub auto_create_subscription_group: bool,
     pub default_topic_queue_nums: i32,
@@ -110,6 +114,7 @@ impl Default for BrokerConfig {
             ha_listen_port: 10912,
             ha_master_address: None,
             namesrv_addr: None,
+            register_name_server_period: Duration::from_secs(30),
             auto_create_topic_enable: true,
             auto_create_subscription_group: true,
             default_topic_queue_nums: 8,
@@ -252,9 +257,12 @@ impl BrokerConfig {
                 self.broker_role.name()
             )));
         }
-        if self.broker_role == BrokerRole::Slave && self.ha_master_address.is_none() {
+        if self.broker_role == BrokerRole::Slave
+            && self.ha_master_address.is_none()
+            && self.namesrv_addr.is_none()
+        {
             return Err(ConfigError(
-                "brokerRole=SLAVE needs haMasterAddress (host:port of the master's haListenPort)"
+                "brokerRole=SLAVE needs haMasterAddress (host:port of the master's haListenPort) or namesrvAddr to learn it from"
                     .into(),
             ));
         }

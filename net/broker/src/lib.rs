@@ -16,6 +16,7 @@
 //! | `route` | which processor serves which request code |
 //! | `conn` | the connection a request came on, its outbox items, shared answers |
 //! | `server` | the broker as a remoting `Service`; `Server`: broker + network loops |
+//! | `register` | registration with the name servers in `namesrvAddr` (own threads) |
 //! | `metasync` | a slave copies the master's topics, offsets, groups (`ringmq-metasync`) |
 //! | `node` | `Node`: server + broker + replication role, started and stopped in order |
 //!
@@ -32,6 +33,7 @@ pub mod metasync;
 pub mod node;
 pub mod offsets;
 pub mod pull;
+pub mod register;
 pub mod route;
 pub mod schedule;
 pub mod send;

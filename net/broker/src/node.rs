@@ -4,9 +4,11 @@
 //! Start order: bind the remoting port (so port 0 is resolved before anything records the
 //! address); open the broker (recovering its store); a master starts its HA listener
 //! (warning when it has no `haAuthToken`) and, under SYNC_MASTER, makes sends wait for
-//! `inSyncReplicas - 1` slaves (every in-sync one with `allAckInSyncStateSet`); a slave starts following its master
-//! and syncing metadata from it; then the remoting loops serve. Stop order is the reverse:
-//! stop serving (in-flight sends answered), stop replication, shut the store down cleanly.
+//! `inSyncReplicas - 1` slaves (every in-sync one with `allAckInSyncStateSet`); a slave
+//! starts following its master and syncing metadata from it; then the remoting loops
+//! serve, and the broker registers with its name servers. Stop order is the reverse:
+//! unregister, stop serving (in-flight sends answered), stop replication, shut the store
+//! down cleanly.
 
 use std::net::{SocketAddr, ToSocketAddrs};
 use std::sync::Arc;
@@ -14,6 +16,7 @@ use std::sync::Arc;
 use ringmq_ha::{HaConfig, HaMaster, HaSlave, Quorum, SyncReplication};
 
 use crate::metasync::MetaSync;
+use crate::register::{self, Registrar};
 use crate::server::{self, ServeError, Server};
 use crate::{Broker, BrokerConfig, BrokerRole};
 
@@ -23,6 +26,7 @@ pub struct Node {
     sync: Option<Arc<SyncReplication>>,
     slave: Option<HaSlave>,
     metasync: Option<MetaSync>,
+    register: Option<Registrar>,
 }
 
 fn ha_config(cfg: &BrokerConfig) -> HaConfig {
@@ -87,12 +91,25 @@ impl Node {
                 master = Some(m);
             }
             BrokerRole::Slave => {
-                let ha_master = cfg.ha_master_address.clone().unwrap_or_default();
+                // Without haMasterAddress, the name servers name the master.
+                let found = match &cfg.ha_master_address {
+                    Some(_) => None,
+                    None => Some(register::discover_master(&broker).map_err(ServeError::Bind)?),
+                };
+                let ha_master = cfg
+                    .ha_master_address
+                    .clone()
+                    .or_else(|| found.clone()?.ha_server_addr)
+                    .unwrap_or_default();
                 let addr = resolve("haMasterAddress", &ha_master)?;
                 slave = Some(HaSlave::start(broker.store.clone(), addr, ha));
-                let remoting = cfg.master_remoting_address.clone().unwrap_or_else(|| {
-                    SocketAddr::new(addr.ip(), addr.port().saturating_sub(1)).to_string()
-                });
+                let remoting = cfg
+                    .master_remoting_address
+                    .clone()
+                    .or_else(|| found?.master_addr)
+                    .unwrap_or_else(|| {
+                        SocketAddr::new(addr.ip(), addr.port().saturating_sub(1)).to_string()
+                    });
                 metasync = Some(MetaSync::start(
                     broker.clone(),
                     remoting,
@@ -102,12 +119,16 @@ impl Node {
             }
         }
         let server = Server::start(broker, listeners).map_err(ServeError::Bind)?;
+        // Announced once serving, to every name server in namesrvAddr.
+        let ha_addr = master.as_ref().map(HaMaster::local_addr);
+        let register = Registrar::start_for(server.broker(), ha_addr).map_err(ServeError::Bind)?;
         Ok(Node {
             server,
             master,
             sync,
             slave,
             metasync,
+            register,
         })
     }
 
@@ -136,8 +157,17 @@ impl Node {
         self.metasync.as_ref()
     }
 
-    /// Stops serving, stops replication, shuts the store down cleanly.
+    /// The name server registration (when `namesrvAddr` is set).
+    pub fn registrar(&self) -> Option<&Registrar> {
+        self.register.as_ref()
+    }
+
+    /// Unregisters from the name servers, stops serving, stops replication, shuts the
+    /// store down cleanly.
     pub fn shutdown(mut self) -> Result<(), ringmq_engine::Error> {
+        if let Some(r) = self.register.take() {
+            r.stop();
+        }
         self.server.stop();
         if let Some(m) = self.metasync.take() {
             m.stop();

@@ -9,6 +9,8 @@
 //! - [`connection`]: [`Connection`], one multiplexed TCP connection with a
 //!   reader thread routing responses by `opaque`; [`ClientError`].
 //! - [`route`]: GET_ROUTEINFO_BY_TOPIC, [`TopicRoute`], [`MessageQueue`].
+//! - [`cluster`]: name server lists and [`cluster::ClusterProducer`], which spreads
+//!   sends over every broker group of a cluster.
 //! - [`producer`]: [`Producer`] (SEND_MESSAGE / _V2 / SEND_BATCH_MESSAGE,
 //!   bounded async sends), [`Message`], [`SendResult`].
 //! - [`consumer`]: [`PullConsumer`] (PULL_MESSAGE with long polling,
@@ -34,6 +36,7 @@
 
 pub mod admin;
 pub mod allocate;
+pub mod cluster;
 pub mod connection;
 pub mod consumer;
 pub mod producer;

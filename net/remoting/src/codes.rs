@@ -61,11 +61,22 @@ code_table! {
         GET_TIMER_CHECK_POINT = 60,
         /// 5.x only.
         GET_TIMER_METRICS = 61,
+        /// Name server KV config (100-102).
+        PUT_KV_CONFIG = 100,
+        GET_KV_CONFIG = 101,
+        DELETE_KV_CONFIG = 102,
         REGISTER_BROKER = 103,
         UNREGISTER_BROKER = 104,
         GET_ROUTEINFO_BY_TOPIC = 105,
         GET_BROKER_CLUSTER_INFO = 106,
         GET_ALL_SUBSCRIPTIONGROUP_CONFIG = 201,
+        /// Name server admin (205-224).
+        WIPE_WRITE_PERM_OF_BROKER = 205,
+        GET_ALL_TOPIC_LIST_FROM_NAMESERVER = 206,
+        DELETE_TOPIC_IN_NAMESRV = 216,
+        GET_KVLIST_BY_NAMESPACE = 219,
+        GET_TOPICS_BY_CLUSTER = 224,
+        GET_SYSTEM_TOPIC_LIST_FROM_NS = 304,
         /// Broker → client.
         GET_CONSUMER_RUNNING_INFO = 307,
         /// Broker → client.
@@ -77,6 +88,8 @@ code_table! {
         QUERY_DATA_VERSION = 322,
         SEND_REPLY_MESSAGE = 324,
         SEND_REPLY_MESSAGE_V2 = 325,
+        /// Name server admin.
+        ADD_WRITE_PERM_OF_BROKER = 327,
         /// 5.x; same header and handler as PULL_MESSAGE.
         LITE_PULL_MESSAGE = 361,
         /// 5.x (POP mode).

@@ -18,7 +18,9 @@
 //! | `stats` | histograms, errors by response code, progress line |
 //! | `outcome` | the summary: printed, `.hgrm` and `.json` |
 //! | `fake` | `--self-test`: an in-process broker, for the generator's ceiling |
+//! | `cluster` | `--namesrv`: routes from name servers, connections spread over the groups |
 
+pub mod cluster;
 pub mod consume;
 pub mod fake;
 pub mod outcome;
@@ -66,6 +68,10 @@ pub struct BenchArgs {
     /// Broker address.
     #[arg(long, default_value = "127.0.0.1:10911")]
     pub addr: String,
+    /// Name servers (`host:port;host:port`) instead of --addr: the connections spread over
+    /// every broker group of the topic, with a summary per group beside the total.
+    #[arg(long, conflicts_with_all = ["self_test", "consumers"])]
+    pub namesrv: Option<String>,
     /// Topic (created with --queues queues if it does not exist).
     #[arg(long, default_value = "BenchTopic")]
     pub topic: String,
@@ -211,11 +217,6 @@ fn execute(args: &BenchArgs) -> Result<i32, String> {
     };
     let timeout = Duration::from_millis(args.timeout_ms.max(1));
 
-    // Topic and queues.
-    let setup = Connection::connect_with(addr.as_str(), ConnectOptions::default())
-        .map_err(|e| format!("cannot connect to {addr}: {e}"))?;
-    let topic_note = ensure_topic(&setup, &args.topic, args.queues, serialize_type, timeout);
-    setup.close();
     let opts = ProducerOptions {
         serialize_type,
         timeout,
@@ -223,19 +224,40 @@ fn execute(args: &BenchArgs) -> Result<i32, String> {
         default_topic_queue_nums: args.queues,
         ..ProducerOptions::default()
     };
-    let mut producers = Vec::with_capacity(args.connections);
-    for _ in 0..args.connections {
-        producers.push(
-            Producer::connect_with(&addr, &args.producer_group, opts.clone())
-                .map_err(|e| format!("cannot connect to {addr}: {e}"))?,
-        );
-    }
-    let queues = producers[0]
-        .queues(&args.topic)
-        .map_err(|e| format!("no queues for topic {}: {e}", args.topic))?;
-    for p in &producers[1..] {
-        p.set_queues(&args.topic, queues.to_vec());
-    }
+    // Topic and queues.
+    let (producers, queues, topic_note, group_of) = match &args.namesrv {
+        Some(ns) => {
+            let s = cluster::connect(ns, args, &opts, serialize_type, timeout)?;
+            (
+                s.producers,
+                Vec::new(),
+                s.note,
+                Some((s.group_of, s.queues)),
+            )
+        }
+        None => {
+            let setup = Connection::connect_with(addr.as_str(), ConnectOptions::default())
+                .map_err(|e| format!("cannot connect to {addr}: {e}"))?;
+            let note = ensure_topic(&setup, &args.topic, args.queues, serialize_type, timeout);
+            setup.close();
+            let mut producers = Vec::with_capacity(args.connections);
+            for _ in 0..args.connections {
+                producers.push(
+                    Producer::connect_with(&addr, &args.producer_group, opts.clone())
+                        .map_err(|e| format!("cannot connect to {addr}: {e}"))?,
+                );
+            }
+            let queues = producers[0]
+                .queues(&args.topic)
+                .map_err(|e| format!("no queues for topic {}: {e}", args.topic))?;
+            for p in &producers[1..] {
+                p.set_queues(&args.topic, queues.to_vec());
+            }
+            (producers, queues.to_vec(), note, None)
+        }
+    };
+    let addr = args.namesrv.clone().unwrap_or(addr);
+    let queue_count = group_of.as_ref().map_or(queues.len(), |(_, n)| *n);
 
     // Consumers start before the producers, at the queues' current ends.
     let clock = Clock::new();
@@ -322,7 +344,7 @@ fn execute(args: &BenchArgs) -> Result<i32, String> {
         args.name,
         if args.self_test { "self-test" } else { "producing" },
         args.topic,
-        queues.len(),
+        queue_count,
         args.connections,
         args.inflight,
         args.size,
@@ -397,7 +419,7 @@ fn execute(args: &BenchArgs) -> Result<i32, String> {
             addr
         },
         topic_note,
-        queues: queues.len(),
+        queues: queue_count,
         run_id,
         measure_start,
         send_end,
@@ -405,5 +427,51 @@ fn execute(args: &BenchArgs) -> Result<i32, String> {
     let out = Outcome::build(&facts, &sends, &conns, consumed);
     out.print(&facts);
     out.write(&args.out, &args.name)?;
+    if let Some((group_of, _)) = &group_of {
+        write_group_outcomes(&facts, group_of, &recs, conns)?;
+    }
     Ok(if out.summary.count == 0 { 1 } else { 0 })
+}
+
+/// `--namesrv`: one summary per broker group, from the connections that sent to it
+/// (`<name>-<group>.json` / `.hgrm`), and a line per group on stdout.
+fn write_group_outcomes(
+    facts: &RunFacts,
+    group_of: &[String],
+    recs: &[Arc<Recorder>],
+    conns: Vec<produce::ConnOutcome>,
+) -> Result<(), String> {
+    let mut by_group: std::collections::BTreeMap<&str, (stats::Counts, Vec<produce::ConnOutcome>)> =
+        std::collections::BTreeMap::new();
+    for ((group, rec), conn) in group_of.iter().zip(recs).zip(conns) {
+        let entry = by_group.entry(group.as_str()).or_default();
+        entry.0.merge(&rec.totals());
+        entry.1.push(conn);
+    }
+    for (group, (sends, conns)) in by_group {
+        let name = format!("{}-{group}", facts.args.name);
+        let group_facts = RunFacts {
+            args: BenchArgs {
+                name: name.clone(),
+                connections: conns.len(),
+                // The group's share of the offered load.
+                rate: facts.args.rate * conns.len() as f64 / group_of.len() as f64,
+                ..facts.args.clone()
+            },
+            addr: format!("{} (group {group})", facts.addr),
+            topic_note: facts.topic_note.clone(),
+            queues: facts.queues,
+            run_id: facts.run_id.clone(),
+            measure_start: facts.measure_start,
+            send_end: facts.send_end,
+        };
+        let out = Outcome::build(&group_facts, &sends, &conns, None);
+        println!(
+            "group {group}: {} messages acknowledged, {} connections",
+            out.summary.count,
+            conns.len()
+        );
+        out.write(&facts.args.out, &name)?;
+    }
+    Ok(())
 }

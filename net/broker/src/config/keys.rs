@@ -72,7 +72,9 @@ pub const KEYS: &[Key] = &[
     key("brokerId", "i64", "0", field!(broker_id, num)),
     key("brokerIP1", "IP address", "127.0.0.1", field!(broker_ip, ip)),
     key("listenPort", "u16", "10911", field!(listen_port, num)),
-    key("namesrvAddr", "host:port", "", set_namesrv_addr),
+    key("namesrvAddr", "host:port;host:port", "", field!(namesrv_addr, optional)),
+    key("registerNameServerPeriod", "ms, held to 10000..60000", "30000",
+        field!(register_name_server_period, register_period)),
     key("regionId", "string", "DefaultRegion", field!(region_id, non_empty)),
     key("traceOn", "bool", "true", field!(trace_on, boolean)),
     // Store.
@@ -144,18 +146,9 @@ pub fn find(name: &str) -> Option<&'static Key> {
 
 // Setters that do more than store a value.
 
-fn set_namesrv_addr(
-    c: &mut BrokerConfig,
-    v: &str,
-    w: &mut Vec<String>,
-) -> Result<(), &'static str> {
-    c.namesrv_addr = optional(v)?;
-    if c.namesrv_addr.is_some() {
-        w.push(format!(
-            "namesrvAddr={v}: ringmq does not register with name servers yet; clients can use this broker's own address as their name server"
-        ));
-    }
-    Ok(())
+/// `registerNameServerPeriod` from a file is held to RocketMQ's 10 s..60 s.
+fn register_period(v: &str) -> Parsed<Duration> {
+    Ok(positive_ms(v)?.clamp(crate::register::PERIOD_MIN, crate::register::PERIOD_MAX))
 }
 
 fn warn_store_path_commit_log(

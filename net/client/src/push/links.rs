@@ -68,8 +68,8 @@ impl Links {
             match ns.as_ref().filter(|c| !c.is_closed()) {
                 Some(c) => c.clone(),
                 None => {
-                    let c = Connection::connect_with(
-                        self.opts.name_server.as_str(),
+                    let c = crate::cluster::connect_any(
+                        &self.opts.name_server,
                         self.connect_options(None),
                     )?;
                     *ns = Some(c.clone());
