@@ -23,6 +23,11 @@
 //! flight, and nothing is submitted behind it until it completes (`Inflight::partial`), so
 //! the snapshot page is never rewritten while the kernel reads it either.
 //!
+//! A short write (the kernel took fewer bytes than asked) is not written yet: the rest of
+//! that piece is written again from the last whole page the kernel took, and only then
+//! does the write count toward `write_end` (see `inflight`). A piece that makes no
+//! progress for a few tries in a row fails like an I/O error.
+//!
 //! A failed write or fdatasync stops the writer: every waiter is failed, nothing more is
 //! acknowledged, and the broker must restart (after an fsync error the page cache and
 //! device state cannot be trusted).
@@ -33,7 +38,7 @@
 //! | `room` | ring room for new records, tail pins and pin pressure |
 //! | `roll` | moving to the next segment |
 //! | `submit` | O_DIRECT writes of dirty pages, the ASYNC_FLUSH fdatasync |
-//! | `inflight` | `user_data` tags and the record of a write with the kernel |
+//! | `inflight` | `user_data` tags, the record of a write with the kernel, short-write resumption |
 //! | `complete` | completions: written/durable ends, failures |
 //! | `acks` | SYNC_FLUSH acknowledgements in offset order |
 //! | `wait` | sleeping until there is work |
