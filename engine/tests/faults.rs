@@ -190,3 +190,43 @@ fn short_writes_are_completed_before_they_count() {
         }
     }
 }
+
+/// Under ASYNC_FLUSH an append is answered once its write completed (it then survives a
+/// kill -9 of the broker); `ack_before_write` answers from memory, even with the disk
+/// stalled.
+#[test]
+fn async_flush_answers_after_the_write_unless_ack_before_write() {
+    let _serial = SERIAL.lock().unwrap_or_else(|e| e.into_inner());
+    use ringmq_engine::commitlog::Level;
+    for ack_before_write in [false, true] {
+        let dir = tempfile::tempdir_in(env!("CARGO_TARGET_TMPDIR")).unwrap();
+        let mut cfg = small_config(dir.path(), FlushMode::Async);
+        cfg.commitlog.ack_before_write = ack_before_write;
+        cfg.commitlog.sync_flush_timeout = Duration::from_secs(5);
+        let store = std::sync::Arc::new(ringmq_engine::MessageStore::open(cfg).unwrap());
+        for seq in 0..20 {
+            let o = store.put_blocking(vec![message("T", 0, seq, 500)]);
+            assert_eq!(o.status, PutStatus::Ok);
+            if !ack_before_write {
+                assert!(store.commitlog().progress().get(Level::Write) >= o.end_offset);
+            }
+        }
+        faults::pause_writes(true);
+        let (tx, rx) = std::sync::mpsc::channel();
+        let s = store.clone();
+        std::thread::spawn(move || {
+            let _ = tx.send(s.put_blocking(vec![message("T", 0, 20, 500)]));
+        });
+        let early = rx.recv_timeout(Duration::from_millis(300));
+        faults::pause_writes(false);
+        if ack_before_write {
+            let o = early.expect("answered from memory while the disk stalls");
+            assert_eq!(o.status, PutStatus::Ok);
+        } else {
+            assert!(early.is_err(), "answered before its write: {early:?}");
+            let o = rx.recv_timeout(Duration::from_secs(5)).unwrap();
+            assert_eq!(o.status, PutStatus::Ok);
+            assert!(store.commitlog().progress().get(Level::Write) >= o.end_offset);
+        }
+    }
+}

@@ -1,7 +1,8 @@
 //! Appends: a producer's messages encoded into the tail ring (physical offset, queue
 //! offset and store timestamp assigned here), or a slave's replicated bytes copied in as
-//! they are. Answered at once, or under SYNC_FLUSH queued in `acks` until durable. Writer
-//! thread only.
+//! they are. A producer's append is queued in `durable_acks` until durable (SYNC_FLUSH and
+//! `WAIT` true) or in `write_acks` until written (otherwise), or answered at once with
+//! `ack_before_write`. Writer thread only.
 
 use std::collections::HashMap;
 use std::time::{Instant, SystemTime, UNIX_EPOCH};
@@ -96,14 +97,19 @@ impl Writer {
             appended,
             end_offset: self.append_end as i64,
         };
-        if self.shared.cfg.flush_mode == FlushMode::Sync && req.wait_durable {
-            let deadline = Instant::now() + self.shared.cfg.sync_flush_timeout;
-            self.acks.push(PendingAck {
-                end: self.append_end,
-                deadline,
-                outcome,
-                done: req.done,
-            });
+        let cfg = &self.shared.cfg;
+        let end = self.append_end;
+        let ack = |outcome, done| PendingAck {
+            end,
+            deadline: Instant::now() + cfg.sync_flush_timeout,
+            outcome,
+            done,
+        };
+        if cfg.flush_mode == FlushMode::Sync && req.wait_durable {
+            self.durable_acks.push(ack(outcome, req.done));
+        } else if !cfg.ack_before_write {
+            // Answered once the write completed: survives a kill -9 of the broker.
+            self.write_acks.push(ack(outcome, req.done));
         } else {
             (req.done)(outcome);
         }

@@ -83,6 +83,7 @@ impl Writer {
         }
         self.write_end = end;
         self.shared.progress.publish(Level::Write, end as i64);
+        self.write_acks.release_upto(end);
         if durable {
             self.set_durable(end);
         }
@@ -112,11 +113,13 @@ impl Writer {
         }
         self.durable_end = end;
         self.shared.progress.publish(Level::Durable, end as i64);
-        self.acks.release_upto(end);
+        self.durable_acks.release_upto(end);
     }
 
     /// Answers FLUSH_DISK_TIMEOUT to every ack past its own deadline.
     pub(super) fn expire_acks(&mut self) {
-        self.acks.expire(Instant::now());
+        let now = Instant::now();
+        self.durable_acks.expire(now);
+        self.write_acks.expire(now);
     }
 }

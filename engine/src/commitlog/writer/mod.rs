@@ -7,7 +7,9 @@
 //! under ASYNC_FLUSH, an fdatasync every `flush_interval` (`submit`); (3) sleeps in
 //! io_uring_enter until a completion, a doorbell from a producer, or the next deadline
 //! (`wait`). Completions advance `write_end`/`durable_end` and release the
-//! acknowledgements they cover, in offset order, in one pass (`complete`, `acks`).
+//! acknowledgements they cover, in offset order, in one pass (`complete`, `acks`): an
+//! append is answered once durable under SYNC_FLUSH, once written otherwise (so it
+//! survives a broker process crash), or at once with `ack_before_write`.
 //!
 //! Writes are pipelined. Under ASYNC_FLUSH up to MAX_INFLIGHT (8) writes are in flight,
 //! each at most 2 MiB of page-aligned pages; they complete in any order and `write_end`
@@ -40,7 +42,7 @@
 //! | `submit` | O_DIRECT writes of dirty pages, the ASYNC_FLUSH fdatasync |
 //! | `inflight` | `user_data` tags, the record of a write with the kernel, short-write resumption |
 //! | `complete` | completions: written/durable ends, failures |
-//! | `acks` | SYNC_FLUSH acknowledgements in offset order |
+//! | `acks` | acknowledgements waiting for `write_end` or `durable_end`, in offset order |
 //! | `wait` | sleeping until there is work |
 //! | `truncate` | cutting the log back (slave side), see `truncate_now` |
 
@@ -112,7 +114,9 @@ pub struct Writer {
     last_fsync: Instant,
     queue_offsets: HashMap<Box<str>, Vec<i64>>,
     /// SYNC_FLUSH appends waiting for `durable_end`.
-    acks: Acks,
+    durable_acks: Acks,
+    /// Other appends waiting for `write_end` (unless `ack_before_write`).
+    write_acks: Acks,
     shutdown: Option<std::sync::mpsc::Sender<Result<i64>>>,
     completions: Vec<Cqe>,
     /// Set once by `fail`; the reason every later request is refused with.
@@ -170,7 +174,8 @@ impl Writer {
             fsync_inflight: None,
             last_fsync: Instant::now(),
             queue_offsets: HashMap::new(),
-            acks: Acks::default(),
+            durable_acks: Acks::default(),
+            write_acks: Acks::default(),
             shutdown: None,
             completions: Vec::with_capacity(64),
             failed: None,
@@ -275,7 +280,8 @@ impl Writer {
         tracing::error!("{why}; the CommitLog writer stops and acknowledges nothing more");
         self.failed = Some(why.clone());
         *lock(&self.shared.stopped) = Some(why.clone());
-        self.acks.reject_all(&why);
+        self.durable_acks.reject_all(&why);
+        self.write_acks.reject_all(&why);
         self.shared.progress.stop();
     }
 }
