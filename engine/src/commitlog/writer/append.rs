@@ -12,6 +12,7 @@ use super::Writer;
 use crate::commitlog::config::FlushMode;
 use crate::commitlog::progress::Level;
 use crate::commitlog::request::{AppendOutcome, AppendRequest, Appended, PutStatus, RawAppend};
+use crate::offset::{PhyOffset, QueueOffset};
 use crate::record::StoreFields;
 use crate::Error;
 
@@ -68,7 +69,8 @@ impl Writer {
         let mut appended = Vec::with_capacity(req.messages.len());
         for m in &req.messages {
             let len = m.encoded_len(&host);
-            let queue_offset = next_queue_offset(&mut self.queue_offsets, &m.topic, m.queue_id);
+            let queue_offset =
+                next_queue_offset(&mut self.queue_offsets, &m.topic, m.queue_id).wire();
             let fields = StoreFields {
                 queue_offset,
                 physical_offset: self.append_end as i64,
@@ -91,7 +93,7 @@ impl Writer {
         }
         self.shared
             .progress
-            .publish(Level::Append, self.append_end as i64);
+            .publish(Level::Append, PhyOffset::new(self.append_end));
         let outcome = AppendOutcome {
             status: PutStatus::Ok,
             appended,
@@ -151,7 +153,7 @@ impl Writer {
                     }));
                     self.shared
                         .progress
-                        .publish(Level::Append, self.append_end as i64);
+                        .publish(Level::Append, PhyOffset::new(self.append_end));
                     return Ok(());
                 }
             }
@@ -166,22 +168,26 @@ impl Writer {
         }
         self.shared
             .progress
-            .publish(Level::Append, self.append_end as i64);
+            .publish(Level::Append, PhyOffset::new(self.append_end));
         (raw.done)(Ok(self.append_end as i64));
         Ok(())
     }
 }
 
-fn next_queue_offset(table: &mut HashMap<Box<str>, Vec<i64>>, topic: &str, queue_id: i32) -> i64 {
+fn next_queue_offset(
+    table: &mut HashMap<Box<str>, Vec<QueueOffset>>,
+    topic: &str,
+    queue_id: i32,
+) -> QueueOffset {
     let qid = queue_id.max(0) as usize;
     let queues = match table.get_mut(topic) {
         Some(q) => q,
         None => table.entry(topic.into()).or_default(),
     };
     if queues.len() <= qid {
-        queues.resize(qid + 1, 0);
+        queues.resize(qid + 1, QueueOffset::ZERO);
     }
     let off = queues[qid];
-    queues[qid] += 1;
+    queues[qid] = off.plus(1);
     off
 }

@@ -10,6 +10,7 @@ use super::inflight::{
 use super::Writer;
 use crate::commitlog::progress::Level;
 use crate::io::faults;
+use crate::offset::PhyOffset;
 
 impl Writer {
     pub(super) fn reap(&mut self) {
@@ -82,7 +83,9 @@ impl Writer {
             return;
         }
         self.write_end = end;
-        self.shared.progress.publish(Level::Write, end as i64);
+        self.shared
+            .progress
+            .publish(Level::Write, PhyOffset::new(end));
         self.write_acks.release_upto(end);
         if durable {
             self.set_durable(end);
@@ -112,7 +115,9 @@ impl Writer {
             return;
         }
         self.durable_end = end;
-        self.shared.progress.publish(Level::Durable, end as i64);
+        self.shared
+            .progress
+            .publish(Level::Durable, PhyOffset::new(end));
         self.durable_acks.release_upto(end);
     }
 

@@ -67,6 +67,7 @@ use super::Shared;
 use crate::io::aligned::AlignedBuf;
 use crate::io::uring::{Completion as Cqe, WriterRing};
 use crate::io::PAGE;
+use crate::offset::QueueOffset;
 use crate::sync::lock;
 use crate::{Error, Result};
 use acks::Acks;
@@ -112,7 +113,8 @@ pub struct Writer {
     /// (durable end it makes, fdatasyncs left, the segments it syncs, kept open until done).
     fsync_inflight: Option<(u64, u32, Vec<Arc<SegmentFile>>)>,
     last_fsync: Instant,
-    queue_offsets: HashMap<Box<str>, Vec<i64>>,
+    /// Next queue offset of every (topic, queue id).
+    queue_offsets: HashMap<Box<str>, Vec<QueueOffset>>,
     /// SYNC_FLUSH appends waiting for `durable_end`.
     durable_acks: Acks,
     /// Other appends waiting for `write_end` (unless `ack_before_write`).
@@ -239,11 +241,26 @@ impl Writer {
                         return true;
                     }
                 }
-                Command::SetQueueOffsets(table) => self.queue_offsets = table,
+                Command::SetQueueOffsets(table) => self.set_queue_offsets(table),
                 Command::Truncate(offset, reply) => self.begin_truncate(offset, reply),
                 Command::Shutdown(tx) => self.shutdown = Some(tx),
             }
         }
+    }
+
+    /// Takes the next-queue-offset table (rebuilt from the ConsumeQueues, which never
+    /// hold a negative offset).
+    fn set_queue_offsets(&mut self, table: HashMap<Box<str>, Vec<i64>>) {
+        self.queue_offsets = table
+            .into_iter()
+            .map(|(topic, next)| {
+                let next = next
+                    .into_iter()
+                    .map(|n| QueueOffset::from_wire(n).expect("queue offsets are not negative"))
+                    .collect();
+                (topic, next)
+            })
+            .collect();
     }
 
     fn stopped_reason(&self) -> Option<String> {
