@@ -18,6 +18,7 @@ pub mod delay_levels;
 pub mod error;
 pub mod io;
 pub mod meta;
+pub mod offset;
 pub mod store;
 pub mod sync;
 pub mod waiters;

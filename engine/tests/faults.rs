@@ -107,3 +107,126 @@ fn stalled_disk_answers_flush_disk_timeout_and_keeps_the_record() {
     let after = store.put_blocking(vec![message("T", 0, 2, 100)]);
     assert_eq!(after.status, PutStatus::Ok);
 }
+
+/// Short writes (the kernel takes fewer bytes than asked) are written again, never
+/// counted as written: when `write_end` covers an append, the file holds it. Checked on a
+/// copy of the store taken at that moment, as a crash would leave it.
+#[test]
+fn short_writes_are_completed_before_they_count() {
+    let _serial = SERIAL.lock().unwrap_or_else(|e| e.into_inner());
+    use ringmq_engine::commitlog::{Level, SyncMethod};
+    for (flush, method) in [
+        (FlushMode::Sync, SyncMethod::Dsync),
+        (FlushMode::Sync, SyncMethod::Fdatasync),
+        (FlushMode::Async, SyncMethod::Dsync),
+    ] {
+        let dir = tempfile::tempdir_in(env!("CARGO_TARGET_TMPDIR")).unwrap();
+        let live = dir.path().join("live");
+        let mut cfg = small_config(&live, flush);
+        cfg.commitlog.sync_method = method;
+        let store = ringmq_engine::MessageStore::open(cfg).unwrap();
+        const SHORT: u32 = 12;
+        faults::short_writes(SHORT);
+        let mut acked = Vec::new();
+        // Batches of ~9 KiB: every write is more than a page, so each may be cut short;
+        // 40 of them cross several 64 KiB segments.
+        for batch in 0..40u64 {
+            let msgs = (0..3)
+                .map(|i| message("T", 0, batch * 3 + i, 3000))
+                .collect();
+            let o = store.put_blocking(msgs);
+            assert_eq!(o.status, PutStatus::Ok, "{flush:?} {method:?}");
+            for (i, a) in o.appended.iter().enumerate() {
+                acked.push((batch * 3 + i as u64, a.queue_offset));
+            }
+            if flush == FlushMode::Async {
+                // One write per batch, so the injected short writes are spread out.
+                assert!(store.commitlog().progress().wait(
+                    Level::Write,
+                    o.end_offset,
+                    Duration::from_secs(5)
+                ));
+            }
+        }
+        assert_eq!(faults::short_writes_left(), 0, "every short write happened");
+        // The last write is short too: nothing after it would heal its hole.
+        faults::short_writes(1);
+        let msgs = (0..3).map(|i| message("T", 0, 120 + i, 3000)).collect();
+        let o = store.put_blocking(msgs);
+        assert_eq!(o.status, PutStatus::Ok);
+        for (i, a) in o.appended.iter().enumerate() {
+            acked.push((120 + i as u64, a.queue_offset));
+        }
+        let end = o.end_offset;
+        let progress = store.commitlog().progress();
+        assert!(progress.wait(Level::Write, end, Duration::from_secs(5)));
+        assert_eq!(faults::short_writes_left(), 0, "the last write was short");
+        assert_eq!(
+            progress.get(Level::Write),
+            end,
+            "write_end is exactly the end"
+        );
+        if flush == FlushMode::Sync {
+            assert_eq!(progress.get(Level::Durable), end);
+        }
+        assert!(store.commitlog().stopped().is_none());
+        // What the files hold now, as a kill -9 would leave them.
+        let copy = dir.path().join("copy");
+        common::copy_dir(&live, &copy);
+        let _ = store.shutdown();
+        let store = open(&copy, flush);
+        assert_eq!(store.commitlog().max_offset(), end, "{flush:?} {method:?}");
+        for (seq, qoff) in &acked {
+            let got = store
+                .get_messages("T", 0, *qoff, 1, usize::MAX, None)
+                .unwrap();
+            assert_eq!(got.messages.len(), 1, "message {seq} is in the copy");
+            let ringmq_engine::record::Parsed::Record(v) =
+                ringmq_engine::record::parse(&got.messages[0], 0, true).unwrap()
+            else {
+                panic!()
+            };
+            assert_eq!(seq_of(v.body()), *seq);
+        }
+    }
+}
+
+/// Under ASYNC_FLUSH an append is answered once its write completed (it then survives a
+/// kill -9 of the broker); `ack_before_write` answers from memory, even with the disk
+/// stalled.
+#[test]
+fn async_flush_answers_after_the_write_unless_ack_before_write() {
+    let _serial = SERIAL.lock().unwrap_or_else(|e| e.into_inner());
+    use ringmq_engine::commitlog::Level;
+    for ack_before_write in [false, true] {
+        let dir = tempfile::tempdir_in(env!("CARGO_TARGET_TMPDIR")).unwrap();
+        let mut cfg = small_config(dir.path(), FlushMode::Async);
+        cfg.commitlog.ack_before_write = ack_before_write;
+        cfg.commitlog.sync_flush_timeout = Duration::from_secs(5);
+        let store = std::sync::Arc::new(ringmq_engine::MessageStore::open(cfg).unwrap());
+        for seq in 0..20 {
+            let o = store.put_blocking(vec![message("T", 0, seq, 500)]);
+            assert_eq!(o.status, PutStatus::Ok);
+            if !ack_before_write {
+                assert!(store.commitlog().progress().get(Level::Write) >= o.end_offset);
+            }
+        }
+        faults::pause_writes(true);
+        let (tx, rx) = std::sync::mpsc::channel();
+        let s = store.clone();
+        std::thread::spawn(move || {
+            let _ = tx.send(s.put_blocking(vec![message("T", 0, 20, 500)]));
+        });
+        let early = rx.recv_timeout(Duration::from_millis(300));
+        faults::pause_writes(false);
+        if ack_before_write {
+            let o = early.expect("answered from memory while the disk stalls");
+            assert_eq!(o.status, PutStatus::Ok);
+        } else {
+            assert!(early.is_err(), "answered before its write: {early:?}");
+            let o = rx.recv_timeout(Duration::from_secs(5)).unwrap();
+            assert_eq!(o.status, PutStatus::Ok);
+            assert!(store.commitlog().progress().get(Level::Write) >= o.end_offset);
+        }
+    }
+}

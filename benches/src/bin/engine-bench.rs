@@ -4,7 +4,9 @@
 //! Prints: the raw ceiling (io_uring O_DIRECT sequential writes, 1 MiB blocks, QD 8);
 //! ASYNC_FLUSH append throughput for 128 B, 1 KiB and 4 KiB bodies; SYNC_FLUSH latency
 //! with 1, 16 and 128 appenders in flight for both durability methods; the raw 4 KiB
-//! write+fdatasync latency; and a last machine-readable `RESULT` line.
+//! write+fdatasync latency; the ASYNC_FLUSH single-appender ack latency (answered once
+//! its O_DIRECT write completed) beside the raw 4 KiB O_DIRECT write latency; and a last
+//! machine-readable `RESULT` line.
 
 use std::path::{Path, PathBuf};
 use std::sync::mpsc;
@@ -13,7 +15,9 @@ use std::time::{Duration, Instant};
 use bytes::{Bytes, BytesMut};
 use clap::Parser;
 use hdrhistogram::Histogram;
-use ringmq_benches::ceiling::{direct_write, sync_write};
+use ringmq_benches::ceiling::{
+    direct_write, latency_histogram, pwrite_all, random_buf, sync_write, ScratchFile,
+};
 use ringmq_benches::report::Table;
 use ringmq_engine::commitlog::recovery;
 use ringmq_engine::commitlog::{
@@ -49,6 +53,10 @@ struct Args {
     /// Do not pin the writer (core 0) and the load thread (core 1).
     #[arg(long)]
     no_pin: bool,
+    /// Answer ASYNC_FLUSH appends from memory, before their write (the old behaviour,
+    /// lost by a process crash), to compare against the default.
+    #[arg(long)]
+    ack_before_write: bool,
     /// MiB of log written for the crash-recovery timing (0 skips it).
     #[arg(long, default_value_t = 1024)]
     recovery_mib: u64,
@@ -81,7 +89,7 @@ fn main() {
     );
     println!(
         "registered io_uring buffers: {}",
-        commitlog(&dir, "probe", FlushMode::Async, SyncMethod::Dsync, false)
+        commitlog(&dir, "probe", FlushMode::Async, SyncMethod::Dsync, &args)
             .uses_registered_buffers()
     );
     let _ = std::fs::remove_dir_all(dir.join("probe"));
@@ -127,7 +135,7 @@ fn main() {
         let mut p50_1 = 0.0;
         let mut tput_128 = 0.0;
         for appenders in [1usize, 16, 128] {
-            let r = sync_latency(&dir, &args, method, appenders);
+            let r = ack_latency(&dir, &args, FlushMode::Sync, method, appenders);
             t.latency_rows(
                 &format!("{appenders} in flight"),
                 &r.latency_us,
@@ -163,6 +171,27 @@ fn main() {
         Some(raw_p50),
     );
     t.print();
+
+    // An ASYNC_FLUSH ack waits for the record's O_DIRECT write (not for a sync): its
+    // ceiling is one plain 4 KiB O_DIRECT write.
+    let raw_write = raw_direct_write_latency(&dir, args.raw_samples);
+    let async1 = ack_latency(&dir, &args, FlushMode::Async, SyncMethod::Dsync, 1);
+    let async1_p50 = async1.latency_us.value_at_quantile(0.5) as f64;
+    let async1_p99 = async1.latency_us.value_at_quantile(0.99) as f64;
+    let raw_write_p50 = raw_write.value_at_quantile(0.5) as f64;
+    let mut t = Table::new(
+        "ASYNC_FLUSH single appender, 1 KiB bodies, ack after the write (latency us; ratio vs raw 4 KiB O_DIRECT write)",
+    );
+    t.latency_rows("raw 4 KiB O_DIRECT write", &raw_write, 1.0, "us", None);
+    t.latency_rows(
+        "ASYNC_FLUSH 1 appender ack",
+        &async1.latency_us,
+        1.0,
+        "us",
+        Some(&raw_write),
+    );
+    t.print();
+
     if args.recovery_mib > 0 {
         let r = recovery_time(&dir, &args);
         let mut t = Table::new("crash recovery: no checkpoint, abort marker present (scan, CRC-verify, re-dispatch everything)");
@@ -186,10 +215,17 @@ fn main() {
         let _ = std::fs::remove_dir_all(&dir);
     }
     println!(
-        "RESULT async_1k_ratio={:.3} sync1_p50_ratio={:.3} sync128_msgs_per_s={:.0}",
+        "RESULT async_1k_ratio={:.3} sync1_p50_ratio={:.3} sync128_msgs_per_s={:.0} \
+         async1_ack_p50_us={:.0} async1_ack_p99_us={:.0} raw_write4k_p50_us={:.0} \
+         raw_write4k_p99_us={:.0} async1_p50_ratio={:.3}",
         async_1k_ratio,
         sync1_p50 / raw_p50,
-        sync128
+        sync128,
+        async1_p50,
+        async1_p99,
+        raw_write_p50,
+        raw_write.value_at_quantile(0.99) as f64,
+        async1_p50 / raw_write_p50,
     );
 }
 
@@ -243,25 +279,26 @@ impl FrameSource {
     }
 }
 
-fn commitlog(dir: &Path, name: &str, mode: FlushMode, method: SyncMethod, pin: bool) -> CommitLog {
+fn commitlog(
+    dir: &Path,
+    name: &str,
+    mode: FlushMode,
+    method: SyncMethod,
+    args: &Args,
+) -> CommitLog {
     let root = dir.join(name);
     let _ = std::fs::remove_dir_all(&root);
     let mut cfg = CommitLogConfig::new(&root);
     cfg.flush_mode = mode;
     cfg.sync_method = method;
     cfg.ring_capacity = 256 << 20;
-    cfg.writer_core = pin.then_some(0);
+    cfg.writer_core = (!args.no_pin).then_some(0);
+    cfg.ack_before_write = args.ack_before_write;
     CommitLog::start(cfg, 0).expect("start CommitLog")
 }
 
 fn async_throughput(dir: &Path, args: &Args, body_len: usize) -> Throughput {
-    let log = commitlog(
-        dir,
-        "async",
-        FlushMode::Async,
-        SyncMethod::Dsync,
-        !args.no_pin,
-    );
+    let log = commitlog(dir, "async", FlushMode::Async, SyncMethod::Dsync, args);
     let frames = FrameSource::new(args.batch, body_len);
     let (tx, rx) = mpsc::channel::<(PutStatus, i64, usize)>();
     let run = Duration::from_secs_f64(args.async_secs);
@@ -319,8 +356,15 @@ struct Latency {
     msgs_per_s: f64,
 }
 
-fn sync_latency(dir: &Path, args: &Args, method: SyncMethod, appenders: usize) -> Latency {
-    let log = commitlog(dir, "sync", FlushMode::Sync, method, !args.no_pin);
+/// Ack latency of `appenders` single-message appends kept in flight, under `mode`.
+fn ack_latency(
+    dir: &Path,
+    args: &Args,
+    mode: FlushMode,
+    method: SyncMethod,
+    appenders: usize,
+) -> Latency {
+    let log = commitlog(dir, "latency", mode, method, args);
     let body = Bytes::from(vec![b'y'; 1024]);
     let (tx, rx) = mpsc::channel::<(PutStatus, u64)>();
     let mut hist = Histogram::<u64>::new_with_bounds(1, 60_000_000, 3).expect("histogram");
@@ -352,7 +396,7 @@ fn sync_latency(dir: &Path, args: &Args, method: SyncMethod, appenders: usize) -
         }
         let (status, us) = rx.recv().expect("writer answers");
         in_flight -= 1;
-        assert_eq!(status, PutStatus::Ok, "SYNC_FLUSH append failed");
+        assert_eq!(status, PutStatus::Ok, "{mode:?} append failed");
         let e = started.elapsed();
         if e >= warmup && e < warmup + run {
             measure_start.get_or_insert_with(Instant::now);
@@ -366,11 +410,32 @@ fn sync_latency(dir: &Path, args: &Args, method: SyncMethod, appenders: usize) -
         .unwrap_or(1.0);
     log.shutdown().expect("flush at shutdown");
     drop(log);
-    let _ = std::fs::remove_dir_all(dir.join("sync"));
+    let _ = std::fs::remove_dir_all(dir.join("latency"));
     Latency {
         latency_us: hist,
         msgs_per_s: counted as f64 / secs,
     }
+}
+
+/// One 4 KiB O_DIRECT pwrite (no sync) at a time, at sequential offsets of a file written
+/// before: what an ASYNC_FLUSH ack waits for at least.
+fn raw_direct_write_latency(dir: &Path, samples: usize) -> Histogram<u64> {
+    const WARMUP: usize = 32;
+    let file = ScratchFile::create(dir, "write4k").expect("scratch file");
+    let buf = random_buf(4096, 7);
+    let len = ((samples + WARMUP) * 4096) as u64;
+    file.fallocate(len).expect("fallocate");
+    file.fill(len, &buf).expect("write the file once");
+    file.fdatasync().expect("fdatasync");
+    let mut hist = latency_histogram();
+    for i in 0..samples + WARMUP {
+        let started = Instant::now();
+        pwrite_all(file.fd(), buf.as_slice(), (i * 4096) as u64).expect("O_DIRECT write");
+        if i >= WARMUP {
+            hist.saturating_record((started.elapsed().as_micros() as u64).max(1));
+        }
+    }
+    hist
 }
 
 struct Recovery {

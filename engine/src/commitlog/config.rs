@@ -7,7 +7,9 @@ use std::time::Duration;
 /// RocketMQ's `flushDiskType`.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum FlushMode {
-    /// Acknowledge once the record is in the tail ring; fdatasync every `flush_interval`.
+    /// Acknowledge once the record's O_DIRECT write completed (it survives a broker
+    /// process crash, not a power cut; see `ack_before_write`); fdatasync every
+    /// `flush_interval`.
     Async,
     /// Acknowledge only once the record is durable (group commit).
     Sync,
@@ -53,6 +55,14 @@ pub struct CommitLogConfig {
     /// pinned writer trades this much CPU after each burst for not paying a cross-core
     /// wake-up (10-20 us in a VM) on the next append. 0 turns it off (tests on 2 cores).
     pub writer_spin: Duration,
+    /// Answer an append that does not wait for durability (ASYNC_FLUSH, or `WAIT=false`)
+    /// as soon as it is in the writer's in-memory tail ring, before its write. Faster
+    /// answers, but a broker process crash (kill -9, OOM kill) LOSES acknowledged
+    /// messages. Default false: such an append is answered once its O_DIRECT write
+    /// completed (`write_end` covers it), so it survives a process crash as RocketMQ's
+    /// page-cache write does; a power cut may still lose it until the next fdatasync.
+    /// A broker.conf key for it should name the loss (`ackBeforeWrite`).
+    pub ack_before_write: bool,
 }
 
 impl CommitLogConfig {
@@ -72,6 +82,7 @@ impl CommitLogConfig {
             queue_capacity: 8192,
             zero_fill_segments: None,
             writer_spin: Duration::from_micros(50),
+            ack_before_write: false,
         }
     }
 

@@ -17,9 +17,12 @@
 //! zeroes the segment tail past the cut, deletes later segments and continues there.
 //!
 //! Contract: an append is answered once, on the writer thread, with where each message
-//! landed. Under ASYNC_FLUSH the answer comes when the records are in the tail ring
-//! (readable by every reader), under SYNC_FLUSH when they are durable or, after
-//! `syncFlushTimeout`, with FLUSH_DISK_TIMEOUT. Nothing is answered Ok that was not stored.
+//! landed. Under SYNC_FLUSH the answer comes when the records are durable; otherwise
+//! (ASYNC_FLUSH, or `WAIT=false`) when their O_DIRECT write completed, so they survive a
+//! broker process crash (with `ack_before_write`: as soon as they are in the tail ring,
+//! readable by every reader, and lost by a process crash). A wait longer than
+//! `syncFlushTimeout` is answered FLUSH_DISK_TIMEOUT. Nothing is answered Ok that was not
+//! stored.
 
 pub mod config;
 pub mod pin;

@@ -4,6 +4,7 @@
 use std::sync::atomic::{AtomicBool, AtomicI64, Ordering};
 use std::time::Duration;
 
+use crate::offset::PhyOffset;
 use crate::waiters::OffsetWaiters;
 
 /// Which published offset a wait is for.
@@ -50,10 +51,31 @@ impl Progress {
     }
 
     /// Publishes a new value of `level` and releases every waiter it covers, in offset order.
-    pub fn publish(&self, level: Level, offset: i64) {
+    ///
+    /// Asserts the order the engine promises, `append_end >= write_end >= durable_end`,
+    /// and that `write_end` and `durable_end` never go back (only [`Progress::reset`]
+    /// moves them down). Only the writer thread publishes, so the other levels cannot
+    /// move while this one is checked against them.
+    pub fn publish(&self, level: Level, offset: PhyOffset) {
+        let offset = offset.wire();
+        let (append, write, durable) = (
+            self.get(Level::Append),
+            self.get(Level::Write),
+            self.get(Level::Durable),
+        );
+        let ordered = match level {
+            Level::Append => offset >= write,
+            Level::Write => append >= offset && offset >= durable,
+            Level::Durable => write >= offset,
+        };
+        assert!(
+            ordered,
+            "publishing {level:?} = {offset} breaks append_end {append} >= write_end {write} \
+             >= durable_end {durable}"
+        );
         let w = self.watch(level);
         let prev = w.offset.swap(offset, Ordering::AcqRel);
-        debug_assert!(
+        assert!(
             offset >= prev || level == Level::Append,
             "{level:?} went back from {prev} to {offset}"
         );
@@ -108,11 +130,30 @@ mod tests {
             }));
         }
         std::thread::sleep(Duration::from_millis(50));
-        p.publish(Level::Durable, 20);
+        p.publish(Level::Append, PhyOffset::new(30));
+        p.publish(Level::Write, PhyOffset::new(30));
+        p.publish(Level::Durable, PhyOffset::new(20));
         let first_two: Vec<bool> = handles.drain(..2).map(|h| h.join().unwrap()).collect();
         assert_eq!(first_two, vec![true, true]);
         assert!(!p.wait(Level::Durable, 30, Duration::from_millis(20)));
-        p.publish(Level::Durable, 30);
+        p.publish(Level::Durable, PhyOffset::new(30));
         assert!(handles.pop().unwrap().join().unwrap());
+    }
+
+    #[test]
+    #[should_panic(expected = "breaks append_end")]
+    fn durable_past_written_is_refused() {
+        let p = Progress::new(0);
+        p.publish(Level::Append, PhyOffset::new(100));
+        p.publish(Level::Write, PhyOffset::new(50));
+        p.publish(Level::Durable, PhyOffset::new(60));
+    }
+
+    #[test]
+    #[should_panic(expected = "breaks append_end")]
+    fn written_past_appended_is_refused() {
+        let p = Progress::new(0);
+        p.publish(Level::Append, PhyOffset::new(10));
+        p.publish(Level::Write, PhyOffset::new(20));
     }
 }

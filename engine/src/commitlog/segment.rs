@@ -210,3 +210,12 @@ impl Preallocator {
         }
     }
 }
+
+impl Drop for Preallocator {
+    /// Waits for the segment being prepared, so no thread of a closed store still writes
+    /// into its directory (a store reopened, or a directory removed, right after the
+    /// writer exits would otherwise race with it).
+    fn drop(&mut self) {
+        self.discard();
+    }
+}

@@ -1,14 +1,15 @@
-//! SYNC_FLUSH acknowledgements waiting for `durable_end`: [`Acks`], in offset order (appends
-//! are ordered), so each durable step answers a prefix in one pass. Owned by the writer
-//! thread; every answer is given on it.
+//! Acknowledgements waiting for a published offset: [`Acks`], in offset order (appends are
+//! ordered), so each step of the offset answers a prefix in one pass. The writer keeps
+//! two: SYNC_FLUSH appends wait for `durable_end`, the others for `write_end`. Owned by
+//! the writer thread; every answer is given on it.
 
 use std::collections::VecDeque;
 use std::time::Instant;
 
 use crate::commitlog::request::{AppendOutcome, Completion, PutStatus};
 
-/// One append answered once the log is durable up to `end`, or at `deadline` with
-/// FLUSH_DISK_TIMEOUT.
+/// One append answered once the log is durable (or written) up to `end`, or at
+/// `deadline` with FLUSH_DISK_TIMEOUT.
 pub(super) struct PendingAck {
     pub end: u64,
     pub deadline: Instant,
@@ -34,7 +35,7 @@ impl Acks {
         self.queue.front().map(|a| a.deadline)
     }
 
-    /// Answers every acknowledgement the log is durable for (`ack.end <= end`).
+    /// Answers every acknowledgement the offset now covers (`ack.end <= end`).
     pub fn release_upto(&mut self, end: u64) {
         while self.queue.front().is_some_and(|a| a.end <= end) {
             let ack = self.queue.pop_front().expect("front exists");
@@ -60,7 +61,7 @@ impl Acks {
     }
 
     /// Refuses (SERVICE_NOT_AVAILABLE, `why`) every acknowledgement past `offset`: after a
-    /// truncation to `offset` those appends will never be durable.
+    /// truncation to `offset` those appends will never be written or durable.
     pub fn reject_past(&mut self, offset: u64, why: &str) {
         let mut kept = VecDeque::with_capacity(self.queue.len());
         for ack in self.queue.drain(..) {

@@ -1,7 +1,8 @@
 //! Appends: a producer's messages encoded into the tail ring (physical offset, queue
 //! offset and store timestamp assigned here), or a slave's replicated bytes copied in as
-//! they are. Answered at once, or under SYNC_FLUSH queued in `acks` until durable. Writer
-//! thread only.
+//! they are. A producer's append is queued in `durable_acks` until durable (SYNC_FLUSH and
+//! `WAIT` true) or in `write_acks` until written (otherwise), or answered at once with
+//! `ack_before_write`. Writer thread only.
 
 use std::collections::HashMap;
 use std::time::{Instant, SystemTime, UNIX_EPOCH};
@@ -11,6 +12,7 @@ use super::Writer;
 use crate::commitlog::config::FlushMode;
 use crate::commitlog::progress::Level;
 use crate::commitlog::request::{AppendOutcome, AppendRequest, Appended, PutStatus, RawAppend};
+use crate::offset::{PhyOffset, QueueOffset};
 use crate::record::StoreFields;
 use crate::Error;
 
@@ -67,7 +69,8 @@ impl Writer {
         let mut appended = Vec::with_capacity(req.messages.len());
         for m in &req.messages {
             let len = m.encoded_len(&host);
-            let queue_offset = next_queue_offset(&mut self.queue_offsets, &m.topic, m.queue_id);
+            let queue_offset =
+                next_queue_offset(&mut self.queue_offsets, &m.topic, m.queue_id).wire();
             let fields = StoreFields {
                 queue_offset,
                 physical_offset: self.append_end as i64,
@@ -90,20 +93,25 @@ impl Writer {
         }
         self.shared
             .progress
-            .publish(Level::Append, self.append_end as i64);
+            .publish(Level::Append, PhyOffset::new(self.append_end));
         let outcome = AppendOutcome {
             status: PutStatus::Ok,
             appended,
             end_offset: self.append_end as i64,
         };
-        if self.shared.cfg.flush_mode == FlushMode::Sync && req.wait_durable {
-            let deadline = Instant::now() + self.shared.cfg.sync_flush_timeout;
-            self.acks.push(PendingAck {
-                end: self.append_end,
-                deadline,
-                outcome,
-                done: req.done,
-            });
+        let cfg = &self.shared.cfg;
+        let end = self.append_end;
+        let ack = |outcome, done| PendingAck {
+            end,
+            deadline: Instant::now() + cfg.sync_flush_timeout,
+            outcome,
+            done,
+        };
+        if cfg.flush_mode == FlushMode::Sync && req.wait_durable {
+            self.durable_acks.push(ack(outcome, req.done));
+        } else if !cfg.ack_before_write {
+            // Answered once the write completed: survives a kill -9 of the broker.
+            self.write_acks.push(ack(outcome, req.done));
         } else {
             (req.done)(outcome);
         }
@@ -145,7 +153,7 @@ impl Writer {
                     }));
                     self.shared
                         .progress
-                        .publish(Level::Append, self.append_end as i64);
+                        .publish(Level::Append, PhyOffset::new(self.append_end));
                     return Ok(());
                 }
             }
@@ -160,22 +168,26 @@ impl Writer {
         }
         self.shared
             .progress
-            .publish(Level::Append, self.append_end as i64);
+            .publish(Level::Append, PhyOffset::new(self.append_end));
         (raw.done)(Ok(self.append_end as i64));
         Ok(())
     }
 }
 
-fn next_queue_offset(table: &mut HashMap<Box<str>, Vec<i64>>, topic: &str, queue_id: i32) -> i64 {
+fn next_queue_offset(
+    table: &mut HashMap<Box<str>, Vec<QueueOffset>>,
+    topic: &str,
+    queue_id: i32,
+) -> QueueOffset {
     let qid = queue_id.max(0) as usize;
     let queues = match table.get_mut(topic) {
         Some(q) => q,
         None => table.entry(topic.into()).or_default(),
     };
     if queues.len() <= qid {
-        queues.resize(qid + 1, 0);
+        queues.resize(qid + 1, QueueOffset::ZERO);
     }
     let off = queues[qid];
-    queues[qid] += 1;
+    queues[qid] = off.plus(1);
     off
 }

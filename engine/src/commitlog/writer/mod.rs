@@ -7,7 +7,9 @@
 //! under ASYNC_FLUSH, an fdatasync every `flush_interval` (`submit`); (3) sleeps in
 //! io_uring_enter until a completion, a doorbell from a producer, or the next deadline
 //! (`wait`). Completions advance `write_end`/`durable_end` and release the
-//! acknowledgements they cover, in offset order, in one pass (`complete`, `acks`).
+//! acknowledgements they cover, in offset order, in one pass (`complete`, `acks`): an
+//! append is answered once durable under SYNC_FLUSH, once written otherwise (so it
+//! survives a broker process crash), or at once with `ack_before_write`.
 //!
 //! Writes are pipelined. Under ASYNC_FLUSH up to MAX_INFLIGHT (8) writes are in flight,
 //! each at most 2 MiB of page-aligned pages; they complete in any order and `write_end`
@@ -23,6 +25,11 @@
 //! flight, and nothing is submitted behind it until it completes (`Inflight::partial`), so
 //! the snapshot page is never rewritten while the kernel reads it either.
 //!
+//! A short write (the kernel took fewer bytes than asked) is not written yet: the rest of
+//! that piece is written again from the last whole page the kernel took, and only then
+//! does the write count toward `write_end` (see `inflight`). A piece that makes no
+//! progress for a few tries in a row fails like an I/O error.
+//!
 //! A failed write or fdatasync stops the writer: every waiter is failed, nothing more is
 //! acknowledged, and the broker must restart (after an fsync error the page cache and
 //! device state cannot be trusted).
@@ -33,9 +40,9 @@
 //! | `room` | ring room for new records, tail pins and pin pressure |
 //! | `roll` | moving to the next segment |
 //! | `submit` | O_DIRECT writes of dirty pages, the ASYNC_FLUSH fdatasync |
-//! | `inflight` | `user_data` tags and the record of a write with the kernel |
+//! | `inflight` | `user_data` tags, the record of a write with the kernel, short-write resumption |
 //! | `complete` | completions: written/durable ends, failures |
-//! | `acks` | SYNC_FLUSH acknowledgements in offset order |
+//! | `acks` | acknowledgements waiting for `write_end` or `durable_end`, in offset order |
 //! | `wait` | sleeping until there is work |
 //! | `truncate` | cutting the log back (slave side), see `truncate_now` |
 
@@ -60,6 +67,7 @@ use super::Shared;
 use crate::io::aligned::AlignedBuf;
 use crate::io::uring::{Completion as Cqe, WriterRing};
 use crate::io::PAGE;
+use crate::offset::QueueOffset;
 use crate::sync::lock;
 use crate::{Error, Result};
 use acks::Acks;
@@ -105,9 +113,12 @@ pub struct Writer {
     /// (durable end it makes, fdatasyncs left, the segments it syncs, kept open until done).
     fsync_inflight: Option<(u64, u32, Vec<Arc<SegmentFile>>)>,
     last_fsync: Instant,
-    queue_offsets: HashMap<Box<str>, Vec<i64>>,
+    /// Next queue offset of every (topic, queue id).
+    queue_offsets: HashMap<Box<str>, Vec<QueueOffset>>,
     /// SYNC_FLUSH appends waiting for `durable_end`.
-    acks: Acks,
+    durable_acks: Acks,
+    /// Other appends waiting for `write_end` (unless `ack_before_write`).
+    write_acks: Acks,
     shutdown: Option<std::sync::mpsc::Sender<Result<i64>>>,
     completions: Vec<Cqe>,
     /// Set once by `fail`; the reason every later request is refused with.
@@ -165,7 +176,8 @@ impl Writer {
             fsync_inflight: None,
             last_fsync: Instant::now(),
             queue_offsets: HashMap::new(),
-            acks: Acks::default(),
+            durable_acks: Acks::default(),
+            write_acks: Acks::default(),
             shutdown: None,
             completions: Vec::with_capacity(64),
             failed: None,
@@ -229,11 +241,26 @@ impl Writer {
                         return true;
                     }
                 }
-                Command::SetQueueOffsets(table) => self.queue_offsets = table,
+                Command::SetQueueOffsets(table) => self.set_queue_offsets(table),
                 Command::Truncate(offset, reply) => self.begin_truncate(offset, reply),
                 Command::Shutdown(tx) => self.shutdown = Some(tx),
             }
         }
+    }
+
+    /// Takes the next-queue-offset table (rebuilt from the ConsumeQueues, which never
+    /// hold a negative offset).
+    fn set_queue_offsets(&mut self, table: HashMap<Box<str>, Vec<i64>>) {
+        self.queue_offsets = table
+            .into_iter()
+            .map(|(topic, next)| {
+                let next = next
+                    .into_iter()
+                    .map(|n| QueueOffset::from_wire(n).expect("queue offsets are not negative"))
+                    .collect();
+                (topic, next)
+            })
+            .collect();
     }
 
     fn stopped_reason(&self) -> Option<String> {
@@ -270,7 +297,8 @@ impl Writer {
         tracing::error!("{why}; the CommitLog writer stops and acknowledges nothing more");
         self.failed = Some(why.clone());
         *lock(&self.shared.stopped) = Some(why.clone());
-        self.acks.reject_all(&why);
+        self.durable_acks.reject_all(&why);
+        self.write_acks.reject_all(&why);
         self.shared.progress.stop();
     }
 }

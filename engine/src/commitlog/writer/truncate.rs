@@ -111,7 +111,8 @@ impl Writer {
         }
 
         // SYNC_FLUSH appends past the cut will never be durable.
-        self.acks.reject_past(offset, "truncated");
+        self.durable_acks.reject_past(offset, "truncated");
+        self.write_acks.reject_past(offset, "truncated");
         // From here on a reader copying from a segment file fails rather than return
         // bytes being cut.
         self.shared.truncations.fetch_add(1, Ordering::AcqRel);

@@ -102,7 +102,11 @@ impl Writer {
 
     fn next_timeout(&self) -> Duration {
         let mut t = TICK;
-        if let Some(deadline) = self.acks.next_deadline() {
+        let deadlines = [
+            self.durable_acks.next_deadline(),
+            self.write_acks.next_deadline(),
+        ];
+        for deadline in deadlines.into_iter().flatten() {
             t = t.min(deadline.saturating_duration_since(Instant::now()));
         }
         if self.shared.cfg.flush_mode == FlushMode::Async && self.durable_end < self.write_end {
