@@ -46,6 +46,11 @@ pub struct BrokerConfig {
     pub broker_role: BrokerRole,
     /// `flushDiskType`: true = SYNC_FLUSH.
     pub sync_flush: bool,
+    /// `ackBeforeWrite` (ringmq, default false): under ASYNC_FLUSH answer a send once it is
+    /// in the writer's in-memory ring, before its O_DIRECT write completes. Faster, but a
+    /// crash of the broker process loses acknowledged messages (the default answers once
+    /// the write completed, which survives `kill -9` as RocketMQ's page cache does).
+    pub ack_before_write: bool,
     pub ha_listen_port: u16,
     pub ha_master_address: Option<String>,
     /// `namesrvAddr`: name servers to register with, `host:port;host:port` (see `register`).
@@ -111,6 +116,7 @@ impl Default for BrokerConfig {
             store_path_root_dir: PathBuf::from("./store"),
             broker_role: BrokerRole::AsyncMaster,
             sync_flush: false,
+            ack_before_write: false,
             ha_listen_port: 10912,
             ha_master_address: None,
             namesrv_addr: None,

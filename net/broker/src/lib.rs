@@ -106,6 +106,7 @@ impl Broker {
         } else {
             FlushMode::Async
         };
+        sc.commitlog.ack_before_write = cfg.ack_before_write;
         sc.commitlog.sync_method = SyncMethod::Dsync;
         sc.commitlog.sync_flush_timeout = cfg.sync_flush_timeout;
         sc.commitlog.flush_interval = cfg.flush_interval_commit_log;

@@ -80,6 +80,8 @@ pub const KEYS: &[Key] = &[
     // Store.
     key("storePathRootDir", "path", "./store", field!(store_path_root_dir, path)),
     key("storePathCommitLog", "path", "", warn_store_path_commit_log),
+    key("ackBeforeWrite", "bool (loses acknowledged messages on a process crash)", "false",
+        field!(ack_before_write, boolean)),
     key("flushDiskType", "ASYNC_FLUSH | SYNC_FLUSH", "ASYNC_FLUSH",
         field!(sync_flush, flush_disk_type)),
     key("syncFlushTimeout", "ms > 0", "5000", field!(sync_flush_timeout, positive_ms)),
