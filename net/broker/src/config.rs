@@ -52,6 +52,9 @@ pub struct BrokerConfig {
     pub auto_create_topic_enable: bool,
     pub auto_create_subscription_group: bool,
     pub default_topic_queue_nums: i32,
+    /// `maxTopicQueueNums` (ringmq's): the most read or write queues a topic may have,
+    /// at most what a ConsumeQueue store holds (65536).
+    pub max_topic_queue_nums: i32,
     pub sync_flush_timeout: Duration,
     pub flush_interval_commit_log: Duration,
     pub mapped_file_size_commit_log: u64,
@@ -111,6 +114,7 @@ impl Default for BrokerConfig {
             auto_create_topic_enable: true,
             auto_create_subscription_group: true,
             default_topic_queue_nums: 8,
+            max_topic_queue_nums: 1024,
             sync_flush_timeout: Duration::from_millis(5000),
             flush_interval_commit_log: Duration::from_millis(500),
             mapped_file_size_commit_log: 1 << 30,

@@ -9,10 +9,12 @@
 //! | `pull` | PULL_MESSAGE and long polling |
 //! | `offsets` | consumer offsets and queue offset queries |
 //! | `clients/` | client registry, heartbeats, consumer notifications, idle expiry; HEART_BEAT, UNREGISTER_CLIENT, GET_CONSUMER_LIST_BY_GROUP |
+//! | `groups` | subscription groups as requests name them: name rules, auto-creation |
 //! | `locks` | LOCK_BATCH_MQ, UNLOCK_BATCH_MQ: queue locks for orderly consumers |
 //! | `send_back` | CONSUMER_SEND_MSG_BACK: failed messages to `%RETRY%`/`%DLQ%` |
 //! | `schedule` | delayed delivery out of `SCHEDULE_TOPIC_XXXX` (masters only) |
 //! | `admin` | topic admin, GET_ALL_*, route, cluster and runtime info |
+//! | `validate` | the rules request fields meet: queue counts and ids, group names, offsets |
 //! | `route` | which processor serves which request code |
 //! | `conn` | the connection a request came on, its outbox items, shared answers |
 //! | `server` | the broker as a remoting `Service`; `Server`: broker + network loops |
@@ -27,6 +29,7 @@ pub mod admin;
 pub mod clients;
 pub mod config;
 pub mod conn;
+pub mod groups;
 pub mod locks;
 pub mod metasync;
 pub mod node;
@@ -40,6 +43,7 @@ pub mod server;
 #[cfg(test)]
 mod test_support;
 pub mod topics;
+pub mod validate;
 
 use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 use std::sync::{Arc, Mutex};

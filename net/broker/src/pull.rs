@@ -17,7 +17,7 @@ use ringmq_engine::sync::lock;
 use ringmq_engine::{GetResult, GetStatus};
 use tokio::sync::Notify;
 
-use super::Broker;
+use super::{groups, Broker};
 use ringmq_remoting::codes::response_code as rs;
 use ringmq_remoting::command::RemotingCommand;
 use ringmq_remoting::error::FrameError;
@@ -123,8 +123,12 @@ pub async fn process(
             )),
         ));
     }
-    if b.cfg.auto_create_subscription_group {
-        let _ = b.subscription_groups.get_or_create(group, true);
+    if let Err(refused) = groups::find_or_create(b, group) {
+        return Ok(RemotingCommand::response_to(
+            req,
+            refused.code,
+            Some(refused.remark),
+        ));
     }
     let filter = if h.sys_flag & FLAG_SUBSCRIPTION != 0 {
         tag_filter(h.subscription.unwrap_or_default())

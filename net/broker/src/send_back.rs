@@ -25,7 +25,7 @@ use ringmq_engine::record::{
 };
 
 use super::topics::validate_topic_name;
-use super::Broker;
+use super::{groups, Broker};
 use ringmq_engine::delay_levels;
 use ringmq_engine::record::edit_properties;
 use ringmq_remoting::codes::{response_code as rs, version};
@@ -102,22 +102,7 @@ fn refuse(req: &RemotingCommand, code: i32, remark: impl Into<String>) -> Remoti
 /// Java's `findSubscriptionGroupConfig`: the group's config, auto-created when the broker
 /// allows it (`autoCreateSubscriptionGroup`) and the name is a valid group name.
 pub(crate) fn find_group(b: &Broker, group: &str) -> Option<SubscriptionGroupConfig> {
-    if let Some(c) = b.subscription_groups.get(group) {
-        return Some(c);
-    }
-    if group.is_empty() || validate_topic_name(&format!("{RETRY_TOPIC_PREFIX}{group}")).is_err() {
-        return None;
-    }
-    match b
-        .subscription_groups
-        .get_or_create(group, b.cfg.auto_create_subscription_group)
-    {
-        Ok(c) => c,
-        Err(e) => {
-            tracing::warn!(group, error = %e, "persisting an auto-created subscription group failed");
-            b.subscription_groups.get(group)
-        }
-    }
+    groups::find_or_create(b, group).ok()
 }
 
 /// Creates `%DLQ%<group>` if missing (one queue, READ|WRITE, as Java's
@@ -162,13 +147,7 @@ fn prepare(
             ),
         ));
     }
-    let Some(group) = find_group(b, h.group) else {
-        return Err(refuse(
-            req,
-            rs::SUBSCRIPTION_GROUP_NOT_EXIST,
-            format!("subscription group not exist, {}", h.group),
-        ));
-    };
+    let group = groups::find_or_create(b, h.group).map_err(|r| refuse(req, r.code, r.remark))?;
     if b.is_stopping() {
         return Err(refuse(req, rs::SYSTEM_ERROR, "SERVICE_NOT_AVAILABLE"));
     }

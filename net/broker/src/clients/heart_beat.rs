@@ -7,7 +7,7 @@
 use super::heartbeat_data::HeartbeatData;
 use super::registry::ConsumerRegistration;
 use crate::conn::ConnInfo;
-use crate::Broker;
+use crate::{groups, validate, Broker};
 use ringmq_remoting::codes::response_code as rs;
 use ringmq_remoting::command::RemotingCommand;
 use ringmq_remoting::error::FrameError;
@@ -28,6 +28,18 @@ pub fn heart_beat(
             ))
         }
     };
+    // Every group name is checked before anything is registered.
+    let named = (data.consumer_data_set.iter().map(|c| &c.group_name))
+        .chain(data.producer_data_set.iter().map(|p| &p.group_name));
+    for group in named.filter(|g| !g.is_empty()) {
+        if let Err(why) = validate::group_name(group) {
+            return Ok(RemotingCommand::response_to(
+                req,
+                rs::INVALID_PARAMETER,
+                Some(why),
+            ));
+        }
+    }
     let language = req.language.name();
     let v2 = data.heartbeat_fingerprint != 0;
     let mut sub_change = !v2;
@@ -36,19 +48,12 @@ pub fn heart_beat(
         if group.is_empty() {
             continue;
         }
-        let config = match b
-            .subscription_groups
-            .get_or_create(&group, b.cfg.auto_create_subscription_group)
-        {
+        let config = match groups::find_or_create(b, &group) {
             Ok(c) => c,
-            Err(e) => {
-                tracing::warn!(group = %group, error = %e, "persisting an auto-created subscription group failed");
-                b.subscription_groups.get(&group)
+            Err(_) => {
+                tracing::warn!(group = %group, client = %data.client_id, "heartbeat from a consumer of an unknown group ignored");
+                continue;
             }
-        };
-        let Some(config) = config else {
-            tracing::warn!(group = %group, client = %data.client_id, "heartbeat from a consumer of an unknown group ignored");
-            continue;
         };
         b.topics
             .ensure_retry_topic(&group, config.retry_queue_nums, consumer.unit_mode);

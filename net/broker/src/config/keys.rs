@@ -117,6 +117,7 @@ pub const KEYS: &[Key] = &[
     key("masterRemotingAddress", "host:port", "", field!(master_remoting_address, optional)),
     // ringmq's own.
     key("maxFrameSize", "bytes > 0", "16777216", field!(max_frame_size, positive)),
+    key("maxTopicQueueNums", "1..=65536", "1024", field!(max_topic_queue_nums, queue_nums_limit)),
     key("netCores", "core list (0,1)", "0", field!(net_cores, cores)),
     key("writerCore", "core", "0", field!(writer_core, num)),
     key("dispatchCore", "core", "1", field!(dispatch_core, num)),
@@ -196,6 +197,15 @@ fn in_sync_replicas_from_role(c: &mut BrokerConfig) -> Result<(), ConfigError> {
 // Value parsers: `Err` says what was expected.
 
 type Parsed<T> = Result<T, &'static str>;
+
+fn queue_nums_limit(v: &str) -> Parsed<i32> {
+    let n: i32 = num(v)?;
+    if (1..=ringmq_engine::consumequeue::MAX_QUEUE_ID + 1).contains(&n) {
+        Ok(n)
+    } else {
+        Err("1..=65536 (queue ids of a ConsumeQueue store are 0..=65535)")
+    }
+}
 
 fn non_empty(v: &str) -> Parsed<String> {
     if v.is_empty() {
