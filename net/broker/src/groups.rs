@@ -30,6 +30,15 @@ pub fn find_or_create(b: &Broker, group: &str) -> Result<SubscriptionGroupConfig
             remark: why,
         });
     }
+    let count = b.subscription_groups.all().len();
+    if b.cfg.auto_create_subscription_group && count >= b.cfg.max_subscription_groups {
+        return Err(Refusal {
+            code: rs::SYSTEM_ERROR,
+            remark: format!(
+                "the subscription group table is full ({count} groups, maxSubscriptionGroups)"
+            ),
+        });
+    }
     let created = b
         .subscription_groups
         .get_or_create(group, b.cfg.auto_create_subscription_group)

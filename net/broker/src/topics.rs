@@ -54,6 +54,8 @@ pub struct Topics {
     default_queue_nums: i32,
     /// `maxTopicQueueNums`: no topic is stored with more queues on either side.
     max_queue_nums: i32,
+    /// `maxTopics`: a new topic beyond this many is refused.
+    max_topics: usize,
 }
 
 /// Why a topic name is refused (RocketMQ's TopicValidator rules).
@@ -88,6 +90,7 @@ impl Topics {
             auto_create: cfg.auto_create_topic_enable,
             default_queue_nums: cfg.default_topic_queue_nums.min(cfg.max_topic_queue_nums),
             max_queue_nums: cfg.max_topic_queue_nums,
+            max_topics: cfg.max_topics,
         };
         // System topics RocketMQ brokers always have.
         if cfg.auto_create_topic_enable && !topics.store.contains(AUTO_CREATE_TOPIC) {
@@ -143,6 +146,12 @@ impl Topics {
             return Err(ringmq_engine::Error::Invalid(format!(
                 "topic {} with {}/{} read/write queues: at most {max} (maxTopicQueueNums)",
                 config.topic_name, config.read_queue_nums, config.write_queue_nums
+            )));
+        }
+        let count = read(&self.cache).len();
+        if count >= self.max_topics && self.get(&config.topic_name).is_none() {
+            return Err(ringmq_engine::Error::Invalid(format!(
+                "the topic table is full ({count} topics, maxTopics)"
             )));
         }
         let info = TopicInfo::of(&config);
