@@ -39,14 +39,15 @@ pub fn find_or_create(b: &Broker, group: &str) -> Result<SubscriptionGroupConfig
             ),
         });
     }
-    let created = b
+    // In memory; the housekeeping thread writes the table (no file I/O on a network core).
+    let (config, created) = b
         .subscription_groups
-        .get_or_create(group, b.cfg.auto_create_subscription_group)
-        .unwrap_or_else(|e| {
-            tracing::warn!(group, error = %e, "persisting an auto-created subscription group failed");
-            b.subscription_groups.get(group)
-        });
-    created.ok_or_else(|| Refusal {
+        .get_or_add(group, b.cfg.auto_create_subscription_group);
+    if created {
+        b.mark_groups_dirty();
+        tracing::info!(group, "auto-created subscription group");
+    }
+    config.ok_or_else(|| Refusal {
         code: rs::SUBSCRIPTION_GROUP_NOT_EXIST,
         remark: format!("subscription group [{group}] does not exist"),
     })

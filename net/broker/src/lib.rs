@@ -72,6 +72,10 @@ pub struct Stats {
     pub msgs_put: AtomicU64,
     pub msgs_got: AtomicU64,
     pub put_errors: AtomicU64,
+    /// Topic and group table writes, and those made on a network thread (a bug: metadata
+    /// is written by the housekeeping thread and at shutdown only).
+    pub meta_persists: AtomicU64,
+    pub meta_persists_on_network_thread: AtomicU64,
 }
 
 pub struct Broker {
@@ -87,6 +91,8 @@ pub struct Broker {
     pub stats: Stats,
     pub started: Instant,
     stopping: Arc<AtomicBool>,
+    /// The subscription group table changed in memory since it was last written.
+    groups_dirty: AtomicBool,
     housekeeping: Mutex<Option<JoinHandle<()>>>,
     schedule: Mutex<Option<schedule::ScheduleService>>,
     /// Set once HA is up on a SYNC_MASTER: sends then also wait for slaves.
@@ -96,6 +102,11 @@ pub struct Broker {
 /// How often committed consumer offsets are written to `consumerOffset.json`
 /// (RocketMQ's flushConsumerOffsetInterval).
 const OFFSET_PERSIST_INTERVAL: Duration = Duration::from_secs(5);
+
+/// How often topics and subscription groups created or changed in memory (by requests on
+/// the network cores) are written, each table at most once per interval. A crash loses at
+/// most this much of such changes; a clean shutdown writes them all.
+pub const METADATA_PERSIST_INTERVAL: Duration = Duration::from_secs(1);
 
 impl Broker {
     /// Opens the store (recovering it if needed) and the metadata files.
@@ -139,6 +150,7 @@ impl Broker {
             stats: Stats::default(),
             started: Instant::now(),
             stopping: Arc::new(AtomicBool::new(false)),
+            groups_dirty: AtomicBool::new(false),
             housekeeping: Mutex::new(None),
             schedule: Mutex::new(None),
             replication: std::sync::OnceLock::new(),
@@ -151,8 +163,16 @@ impl Broker {
             .name("ringmq-broker-housekeeping".into())
             .spawn(move || {
                 let mut last = Instant::now();
+                let mut last_meta = Instant::now();
                 while !stopping.load(Ordering::Acquire) {
                     std::thread::sleep(Duration::from_millis(100));
+                    if last_meta.elapsed() >= METADATA_PERSIST_INTERVAL {
+                        last_meta = Instant::now();
+                        let Some(b) = weak.upgrade() else { break };
+                        if let Err(e) = b.persist_metadata() {
+                            tracing::error!(error = %e, "persisting topics or subscription groups failed; retrying");
+                        }
+                    }
                     if last.elapsed() < OFFSET_PERSIST_INTERVAL {
                         continue;
                     }
@@ -183,6 +203,44 @@ impl Broker {
         self.replication.get()
     }
 
+    /// The subscription group table changed in memory; housekeeping writes it.
+    pub fn mark_groups_dirty(&self) {
+        self.groups_dirty.store(true, Ordering::Release);
+    }
+
+    /// Writes the topic and subscription group tables if they changed since their last
+    /// write (the housekeeping thread; at shutdown). A failed write is retried next time.
+    pub fn persist_metadata(&self) -> Result<(), ringmq_engine::Error> {
+        if self.topics.take_dirty() {
+            self.count_meta_persist();
+            if let Err(e) = self.topics.store().persist() {
+                self.topics.mark_dirty();
+                return Err(e);
+            }
+        }
+        if self.groups_dirty.swap(false, Ordering::AcqRel) {
+            self.count_meta_persist();
+            if let Err(e) = self.subscription_groups.persist() {
+                self.mark_groups_dirty();
+                return Err(e);
+            }
+        }
+        Ok(())
+    }
+
+    fn count_meta_persist(&self) {
+        self.stats.meta_persists.fetch_add(1, Ordering::Relaxed);
+        let on_net = std::thread::current()
+            .name()
+            .is_some_and(|n| n.starts_with("ringmq-net"));
+        if on_net {
+            tracing::error!("metadata written on a network thread (a bug)");
+            self.stats
+                .meta_persists_on_network_thread
+                .fetch_add(1, Ordering::Relaxed);
+        }
+    }
+
     pub fn is_stopping(&self) -> bool {
         self.stopping.load(Ordering::Acquire)
     }
@@ -201,10 +259,11 @@ impl Broker {
         if let Some(mut s) = lock(&self.schedule).take() {
             s.stop();
         }
+        self.topics.mark_dirty();
+        self.mark_groups_dirty();
         let meta = [
             self.consumer_offsets.persist(),
-            self.topics.store().persist(),
-            self.subscription_groups.persist(),
+            self.persist_metadata(),
             self.delay_offsets.persist(),
         ];
         let store = self.store.shutdown();

@@ -3,6 +3,7 @@
 //! answers for its own group (so one broker is a complete deployment).
 
 use std::collections::HashMap;
+use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::{Arc, RwLock};
 
 use ringmq_engine::delay_levels::SCHEDULE_TOPIC;
@@ -56,6 +57,8 @@ pub struct Topics {
     max_queue_nums: i32,
     /// `maxTopics`: a new topic beyond this many is refused.
     max_topics: usize,
+    /// Changed in memory since the table was last written (see `Broker::persist_metadata`).
+    dirty: AtomicBool,
 }
 
 /// Why a topic name is refused (RocketMQ's TopicValidator rules).
@@ -91,6 +94,7 @@ impl Topics {
             default_queue_nums: cfg.default_topic_queue_nums.min(cfg.max_topic_queue_nums),
             max_queue_nums: cfg.max_topic_queue_nums,
             max_topics: cfg.max_topics,
+            dirty: AtomicBool::new(false),
         };
         // System topics RocketMQ brokers always have.
         if cfg.auto_create_topic_enable && !topics.store.contains(AUTO_CREATE_TOPIC) {
@@ -138,7 +142,18 @@ impl Topics {
         self.max_queue_nums
     }
 
-    /// Creates or replaces a topic and persists it. Refuses queue counts above
+    /// Whether the table changed since the last call; the caller writes it.
+    pub fn take_dirty(&self) -> bool {
+        self.dirty.swap(false, Ordering::AcqRel)
+    }
+
+    /// The table must be written (again: a write failed).
+    pub fn mark_dirty(&self) {
+        self.dirty.store(true, Ordering::Release);
+    }
+
+    /// Creates or replaces a topic in memory and marks the table dirty; the broker's
+    /// housekeeping thread writes it (never a network core). Refuses queue counts above
     /// `maxTopicQueueNums` (callers check them first and answer the client).
     pub fn put(&self, config: TopicConfig) -> ringmq_engine::Result<TopicInfo> {
         let max = self.max_queue_nums;
@@ -156,7 +171,8 @@ impl Topics {
         }
         let info = TopicInfo::of(&config);
         let name = config.topic_name.clone();
-        self.store.put_and_persist(config)?;
+        self.store.put(config);
+        self.mark_dirty();
         write(&self.cache).insert(name, info);
         Ok(info)
     }
