@@ -6,6 +6,7 @@
 //! | `config` | `broker.conf` keys, defaults, validation |
 //! | `topics` | topic table, auto-creation (retry topics included), route and cluster views |
 //! | `send` | SEND_MESSAGE, SEND_MESSAGE_V2, SEND_BATCH_MESSAGE: decode, store, answer |
+//! | `put` | appends stored like a send: flush mode and replication role honoured |
 //! | `pull` | PULL_MESSAGE and long polling |
 //! | `offsets` | consumer offsets and queue offset queries |
 //! | `clients/` | client registry, heartbeats, consumer notifications, idle expiry; HEART_BEAT, UNREGISTER_CLIENT, GET_CONSUMER_LIST_BY_GROUP |
@@ -35,6 +36,7 @@ pub mod metasync;
 pub mod node;
 pub mod offsets;
 pub mod pull;
+pub mod put;
 pub mod route;
 pub mod schedule;
 pub mod send;
