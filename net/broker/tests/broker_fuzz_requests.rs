@@ -158,10 +158,9 @@ impl Rng {
             0 => self.pick(edges).to_string(),
             1 => (self.next() as i64).to_string(),
             2 => (self.below(16) as i64).to_string(),
-            _ => format!(
-                "{}",
-                self.pick(&["", " 1", "1e3", "0x10", "true", "NaN", "١٢"])
-            ),
+            _ => self
+                .pick(&["", " 1", "1e3", "0x10", "true", "NaN", "١٢"])
+                .to_string(),
         }
     }
 
