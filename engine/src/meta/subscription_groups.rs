@@ -213,6 +213,15 @@ impl SubscriptionGroupStore {
         Ok(removed)
     }
 
+    /// How many groups the table holds.
+    pub fn len(&self) -> usize {
+        self.store.read(|w| w.subscription_group_table.len())
+    }
+
+    pub fn is_empty(&self) -> bool {
+        self.len() == 0
+    }
+
     /// All groups, sorted by name.
     pub fn all(&self) -> Vec<SubscriptionGroupConfig> {
         self.store

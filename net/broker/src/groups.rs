@@ -30,7 +30,7 @@ pub fn find_or_create(b: &Broker, group: &str) -> Result<SubscriptionGroupConfig
             remark: why,
         });
     }
-    let count = b.subscription_groups.all().len();
+    let count = b.subscription_groups.len();
     if b.cfg.auto_create_subscription_group && count >= b.cfg.max_subscription_groups {
         return Err(Refusal {
             code: rs::SYSTEM_ERROR,

@@ -202,6 +202,17 @@ fn prepare_inner(
     };
     let max = b.cfg.max_message_size;
     let (messages, uniq_key, wait) = if h.batch {
+        // As RocketMQ's store checks a batch: the whole body within maxMessageSize.
+        if req.body.len() > max {
+            return Ok(reject(
+                req,
+                rs::MESSAGE_ILLEGAL,
+                format!(
+                    "batch body size {} exceeds maxMessageSize {max}",
+                    req.body.len()
+                ),
+            ));
+        }
         let items = match decode_batch(&req.body) {
             Ok(items) => items,
             Err(e) => {

@@ -96,3 +96,33 @@ fn the_wedge_is_refused_and_the_broker_keeps_serving() {
     assert_eq!(r.status, PullStatus::Found);
     assert_eq!(&r.messages[0].body[..], b"after");
 }
+
+#[test]
+fn a_batch_larger_than_max_message_size_is_refused() {
+    let dir = tempfile::tempdir().unwrap();
+    let mut cfg = common::config(dir.path());
+    cfg.max_message_size = 64 << 10;
+    let broker = common::start_with(cfg);
+    let conn = Connection::connect(&broker.addr).unwrap();
+    let items: Vec<ringmq_engine::record::BatchItem> = (0..100)
+        .map(|_| ringmq_engine::record::BatchItem {
+            flag: 0,
+            body: vec![b'b'; 1024].into(),
+            properties: bytes::Bytes::new(),
+        })
+        .collect();
+    let body = ringmq_engine::record::encode_batch(&items).unwrap();
+    let mut req = RemotingCommand::request(rq::SEND_BATCH_MESSAGE);
+    for (k, v) in [
+        ("a", "PG"),
+        ("b", "Batch"),
+        ("c", "TBW102"),
+        ("d", "4"),
+        ("e", "0"),
+    ] {
+        req.set_ext(k, v);
+    }
+    let r = conn.request(req.with_body(body.to_vec()), T).unwrap();
+    assert_eq!(r.code, rs::MESSAGE_ILLEGAL);
+    assert!(r.remark.unwrap().contains("maxMessageSize"));
+}
