@@ -523,7 +523,7 @@ mod tests {
         (
             (
                 arb_topic(),
-                any::<i32>(),
+                0..=crate::MAX_QUEUE_ID,
                 any::<i32>(),
                 any::<i32>(),
                 any::<i64>(),

@@ -10,7 +10,7 @@ use std::net::SocketAddr;
 use bytes::Bytes;
 
 use super::{
-    crc32, host_len, sysflag, BLANK_MAGIC, DLQ_TOPIC_PREFIX, MAGIC_V1, MAGIC_V2,
+    crc32, host_len, sysflag, BLANK_MAGIC, DLQ_TOPIC_PREFIX, MAGIC_V1, MAGIC_V2, MAX_QUEUE_ID,
     PROPERTIES_MAX_LEN, RETRY_TOPIC_MAX_LEN, RETRY_TOPIC_PREFIX, TOPIC_MAX_LEN,
 };
 use crate::{Error, Result};
@@ -84,9 +84,10 @@ impl MessageToStore {
     }
 
     /// Checks the store-side limits: non-empty topic of at most 127 bytes (255 for
-    /// retry/DLQ topics) without control characters, body at most `max_body` bytes,
-    /// properties at most 32767 bytes, without NUL and ending in 0x02 when non-empty (the
-    /// broker normalises what clients send). Recovery relies on the last two rules to
+    /// retry/DLQ topics) without control characters or `/`, queue id in
+    /// `0..=MAX_QUEUE_ID` (so every stored record can be indexed), body at most `max_body`
+    /// bytes, properties at most 32767 bytes, without NUL and ending in 0x02 when
+    /// non-empty (the broker normalises what clients send). Recovery relies on the last two rules to
     /// tell a whole record from one whose tail was torn off (see [`super::looks_whole`]).
     pub fn validate(&self, max_body: usize) -> Result<()> {
         if self.topic.is_empty() {
@@ -111,6 +112,19 @@ impl MessageToStore {
         }
         if self.topic.bytes().any(|b| b < 0x20) {
             return Err(Error::Invalid("topic contains control characters".into()));
+        }
+        // A topic names a ConsumeQueue directory: it must be one path component.
+        if self.topic.contains('/') || self.topic == "." || self.topic == ".." {
+            return Err(Error::Invalid(format!(
+                "topic {:?} cannot name a consume queue",
+                self.topic
+            )));
+        }
+        if !(0..=MAX_QUEUE_ID).contains(&self.queue_id) {
+            return Err(Error::Invalid(format!(
+                "queueId {} outside 0..={MAX_QUEUE_ID}",
+                self.queue_id
+            )));
         }
         if !super::properties_well_formed(&self.properties) {
             return Err(Error::Invalid(
@@ -308,6 +322,31 @@ mod tests {
         assert!(ok.validate(MAX_MESSAGE_SIZE).is_ok());
         assert_eq!(ok.magic(), MAGIC_V1);
         assert!(ok.validate(15).is_err());
+
+        // Only records the store can index: queue ids 0..=MAX_QUEUE_ID, one path component.
+        for queue_id in [-1, MAX_QUEUE_ID + 1, i32::MAX] {
+            let m = MessageToStore {
+                queue_id,
+                ..ok.clone()
+            };
+            assert!(m
+                .validate(MAX_MESSAGE_SIZE)
+                .unwrap_err()
+                .to_string()
+                .contains("queueId"));
+        }
+        let last = MessageToStore {
+            queue_id: MAX_QUEUE_ID,
+            ..ok.clone()
+        };
+        assert!(last.validate(MAX_MESSAGE_SIZE).is_ok());
+        for topic in ["a/b", ".", ".."] {
+            let m = MessageToStore {
+                topic: topic.into(),
+                ..ok.clone()
+            };
+            assert!(m.validate(MAX_MESSAGE_SIZE).is_err(), "{topic}");
+        }
 
         let empty = MessageToStore {
             topic: String::new(),

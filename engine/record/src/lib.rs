@@ -67,6 +67,9 @@ pub const TOPIC_MAX_LEN: usize = 127;
 pub const RETRY_TOPIC_MAX_LEN: usize = 255;
 /// Longest properties string (stored as a signed 2-byte length).
 pub const PROPERTIES_MAX_LEN: usize = i16::MAX as usize;
+/// Largest queue id a record may carry: the store indexes each topic's ConsumeQueues by
+/// id, so anything above this could not be indexed (and would make per-queue tables huge).
+pub const MAX_QUEUE_ID: i32 = 65_535;
 /// Prefix of retry topics.
 pub const RETRY_TOPIC_PREFIX: &str = "%RETRY%";
 /// Prefix of dead-letter topics.

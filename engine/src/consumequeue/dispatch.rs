@@ -167,8 +167,18 @@ fn apply(
 ) -> Result<()> {
     let mut touched: HashMap<(String, i32), i64> = HashMap::new();
     for ix in batch.drain(..) {
-        let cq = cqs.get_or_create(&ix.topic, ix.queue_id)?;
-        cq.put(ix.queue_offset, ix.entry)?;
+        let indexed = cqs
+            .get_or_create(&ix.topic, ix.queue_id)
+            .and_then(|cq| cq.put(ix.queue_offset, ix.entry));
+        match indexed {
+            Ok(()) => {}
+            // A record no queue can hold: skipped for good, never retried.
+            Err(e @ Error::Invalid(_)) => {
+                cqs.skip_unindexable(ix.entry.phys_offset, &ix.topic, ix.queue_id, &e);
+                continue;
+            }
+            Err(e) => return Err(e),
+        }
         if listener.is_some() {
             touched.insert((ix.topic, ix.queue_id), ix.queue_offset + 1);
         }

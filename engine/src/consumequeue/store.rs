@@ -7,6 +7,7 @@ use std::collections::HashMap;
 use std::fs;
 use std::io;
 use std::path::{Path, PathBuf};
+use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::{Arc, RwLock, RwLockReadGuard, RwLockWriteGuard};
 
 use tracing::warn;
@@ -15,8 +16,9 @@ use super::queue::ConsumeQueue;
 use crate::sync::{read, write};
 use crate::{Error, Result};
 
-/// Largest queue id accepted (queues of a topic are held in a Vec indexed by id).
-pub const MAX_QUEUE_ID: i32 = 65_535;
+/// Largest queue id accepted (queues of a topic are held in a Vec indexed by id); the
+/// writer refuses records above it (`MessageToStore::validate`).
+pub use crate::record::MAX_QUEUE_ID;
 
 type QueueMap = HashMap<String, Vec<Option<Arc<ConsumeQueue>>>>;
 
@@ -25,6 +27,8 @@ pub struct ConsumeQueueStore {
     root: PathBuf,
     entries_per_file: usize,
     queues: RwLock<QueueMap>,
+    /// Records the dispatcher or recovery skipped because they cannot be indexed.
+    unindexable: AtomicU64,
 }
 
 impl std::fmt::Debug for ConsumeQueueStore {
@@ -56,6 +60,7 @@ impl ConsumeQueueStore {
             root: root_dir.to_owned(),
             entries_per_file,
             queues: RwLock::new(map),
+            unindexable: AtomicU64::new(0),
         })
     }
 
@@ -65,6 +70,26 @@ impl ConsumeQueueStore {
 
     pub fn entries_per_file(&self) -> usize {
         self.entries_per_file
+    }
+
+    /// Records skipped because they could not be indexed (see [`Self::skip_unindexable`]).
+    pub fn unindexable(&self) -> u64 {
+        self.unindexable.load(Ordering::Relaxed)
+    }
+
+    /// Counts a record at `phys_offset` that cannot be indexed (a queue id or topic the
+    /// store cannot hold, an offset outside its queue): it is logged once, here, and
+    /// skipped, so it can neither wedge the dispatcher nor stop the store from opening.
+    pub fn skip_unindexable(&self, phys_offset: i64, topic: &str, queue_id: i32, why: &Error) {
+        let n = self.unindexable.fetch_add(1, Ordering::Relaxed) + 1;
+        tracing::error!(
+            phys_offset,
+            topic,
+            queue_id,
+            error = %why,
+            skipped_total = n,
+            "record cannot be indexed; skipped (it stays in the CommitLog)"
+        );
     }
 
     /// The queue, if it exists (no allocation).

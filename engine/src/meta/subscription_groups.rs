@@ -157,11 +157,25 @@ impl SubscriptionGroupStore {
         group: &str,
         auto_create: bool,
     ) -> Result<Option<SubscriptionGroupConfig>> {
+        let (config, created) = self.get_or_add(group, auto_create);
+        if created {
+            self.persist()?;
+        }
+        Ok(config)
+    }
+
+    /// [`Self::get_or_create`] in memory only: also says whether the group was added (the
+    /// caller persists later, off its network threads).
+    pub fn get_or_add(
+        &self,
+        group: &str,
+        auto_create: bool,
+    ) -> (Option<SubscriptionGroupConfig>, bool) {
         if let Some(c) = self.get(group) {
-            return Ok(Some(c));
+            return (Some(c), false);
         }
         if !auto_create {
-            return Ok(None);
+            return (None, false);
         }
         let (config, created) = self.store.change(|w| {
             if let Some(c) = w.subscription_group_table.get(group) {
@@ -172,10 +186,7 @@ impl SubscriptionGroupStore {
                 .insert(group.to_owned(), c.clone());
             ((c, true), true)
         });
-        if created {
-            self.persist()?;
-        }
-        Ok(Some(config))
+        (Some(config), created)
     }
 
     /// Inserts or replaces a group (UPDATE_AND_CREATE_SUBSCRIPTIONGROUP), bumps the version
@@ -200,6 +211,15 @@ impl SubscriptionGroupStore {
             self.persist()?;
         }
         Ok(removed)
+    }
+
+    /// How many groups the table holds.
+    pub fn len(&self) -> usize {
+        self.store.read(|w| w.subscription_group_table.len())
+    }
+
+    pub fn is_empty(&self) -> bool {
+        self.len() == 0
     }
 
     /// All groups, sorted by name.

@@ -169,12 +169,18 @@ impl TopicStore {
 
     /// Inserts or replaces a topic, bumps the data version and persists.
     pub fn put_and_persist(&self, config: TopicConfig) -> Result<()> {
+        self.put(config);
+        self.persist()
+    }
+
+    /// Inserts or replaces a topic and bumps the data version, in memory only: the caller
+    /// persists later (the broker, off its network threads).
+    pub fn put(&self, config: TopicConfig) {
         self.store.change(|w| {
             w.topic_config_table
                 .insert(config.topic_name.clone(), config);
             ((), true)
         });
-        self.persist()
     }
 
     /// Removes a topic; bumps the version and persists only if it existed.

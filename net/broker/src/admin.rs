@@ -20,7 +20,7 @@ use ringmq_engine::meta::{TopicConfig, TopicFilterType};
 use serde_json::json;
 
 use super::topics::{validate_topic_name, Topics, AUTO_CREATE_TOPIC};
-use super::Broker;
+use super::{validate, Broker};
 use ringmq_remoting::codes::{response_code as rs, version};
 use ringmq_remoting::command::{RemotingCommand, LOCAL_VERSION};
 use ringmq_remoting::error::FrameError;
@@ -90,12 +90,8 @@ pub fn update_and_create_topic(
             format!("The topic[{topic}] is conflict with system topic."),
         ));
     }
-    if read_queues < 0 || write_queues < 0 {
-        return Ok(error(
-            req,
-            rs::INVALID_PARAMETER,
-            format!("queue numbers must not be negative: readQueueNums={read_queues}, writeQueueNums={write_queues}"),
-        ));
+    if let Err(why) = validate::queue_nums(read_queues, write_queues, b.topics.max_queue_nums()) {
+        return Ok(error(req, rs::INVALID_PARAMETER, why));
     }
     let existing = b.topics.store().get(topic);
     let mut attributes = existing
@@ -558,6 +554,9 @@ mod tests {
             ("New", vec![("attributes", "+message.type=MIXED")]),
             ("New", vec![("topicFilterType", "ODD_TAG")]),
             ("New", vec![("readQueueNums", "-1")]),
+            ("New", vec![("writeQueueNums", "2147483647")]),
+            ("New", vec![("readQueueNums", "1025")]),
+            ("New", vec![("readQueueNums", "0"), ("writeQueueNums", "0")]),
         ] {
             let r = create(&b, topic, &extra);
             assert_eq!(r.code, rs::INVALID_PARAMETER, "{topic} {extra:?}");

@@ -61,6 +61,27 @@ pub struct BrokerConfig {
     pub auto_create_topic_enable: bool,
     pub auto_create_subscription_group: bool,
     pub default_topic_queue_nums: i32,
+    /// `maxTopicQueueNums` (ringmq's): the most read or write queues a topic may have,
+    /// at most what a ConsumeQueue store holds (65536).
+    pub max_topic_queue_nums: i32,
+    /// Limits that keep one client from exhausting the broker (issue 11). Connections
+    /// over all network loops (`maxConnections`).
+    pub max_connections: usize,
+    /// `serverChannelMaxIdleTimeSeconds`: a connection idle this long is closed (0: never).
+    pub server_channel_max_idle_time: Duration,
+    /// `maxConnectionQueuedBytes`: answers queued for one connection before it stops
+    /// reading requests.
+    pub max_connection_queued_bytes: usize,
+    /// `maxParkedPullsPerConnection` / `maxParkedPulls`: long-poll pulls waiting at once.
+    pub max_parked_pulls_per_connection: usize,
+    pub max_parked_pulls: usize,
+    /// `maxPullSuspendMillis`: the longest a pull may wait for messages, whatever the
+    /// client asks.
+    pub max_pull_suspend: Duration,
+    /// `maxTopics` / `maxSubscriptionGroups`: sizes of those tables; creating one more
+    /// is refused.
+    pub max_topics: usize,
+    pub max_subscription_groups: usize,
     pub sync_flush_timeout: Duration,
     pub flush_interval_commit_log: Duration,
     pub mapped_file_size_commit_log: u64,
@@ -124,6 +145,15 @@ impl Default for BrokerConfig {
             auto_create_topic_enable: true,
             auto_create_subscription_group: true,
             default_topic_queue_nums: 8,
+            max_topic_queue_nums: 1024,
+            max_connections: 10_000,
+            server_channel_max_idle_time: Duration::from_secs(120),
+            max_connection_queued_bytes: 32 << 20,
+            max_parked_pulls_per_connection: 1024,
+            max_parked_pulls: 65_536,
+            max_pull_suspend: Duration::from_secs(30),
+            max_topics: 100_000,
+            max_subscription_groups: 100_000,
             sync_flush_timeout: Duration::from_millis(5000),
             flush_interval_commit_log: Duration::from_millis(500),
             mapped_file_size_commit_log: 1 << 30,

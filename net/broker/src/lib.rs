@@ -6,13 +6,16 @@
 //! | `config` | `broker.conf` keys, defaults, validation |
 //! | `topics` | topic table, auto-creation (retry topics included), route and cluster views |
 //! | `send` | SEND_MESSAGE, SEND_MESSAGE_V2, SEND_BATCH_MESSAGE: decode, store, answer |
+//! | `put` | appends stored like a send: flush mode and replication role honoured |
 //! | `pull` | PULL_MESSAGE and long polling |
 //! | `offsets` | consumer offsets and queue offset queries |
 //! | `clients/` | client registry, heartbeats, consumer notifications, idle expiry; HEART_BEAT, UNREGISTER_CLIENT, GET_CONSUMER_LIST_BY_GROUP |
+//! | `groups` | subscription groups as requests name them: name rules, auto-creation |
 //! | `locks` | LOCK_BATCH_MQ, UNLOCK_BATCH_MQ: queue locks for orderly consumers |
 //! | `send_back` | CONSUMER_SEND_MSG_BACK: failed messages to `%RETRY%`/`%DLQ%` |
 //! | `schedule` | delayed delivery out of `SCHEDULE_TOPIC_XXXX` (masters only) |
 //! | `admin` | topic admin, GET_ALL_*, route, cluster and runtime info |
+//! | `validate` | the rules request fields meet: queue counts and ids, group names, offsets |
 //! | `route` | which processor serves which request code |
 //! | `conn` | the connection a request came on, its outbox items, shared answers |
 //! | `server` | the broker as a remoting `Service`; `Server`: broker + network loops |
@@ -28,11 +31,13 @@ pub mod admin;
 pub mod clients;
 pub mod config;
 pub mod conn;
+pub mod groups;
 pub mod locks;
 pub mod metasync;
 pub mod node;
 pub mod offsets;
 pub mod pull;
+pub mod put;
 pub mod register;
 pub mod route;
 pub mod schedule;
@@ -42,6 +47,7 @@ pub mod server;
 #[cfg(test)]
 mod test_support;
 pub mod topics;
+pub mod validate;
 
 use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 use std::sync::{Arc, Mutex};
@@ -70,6 +76,10 @@ pub struct Stats {
     pub msgs_put: AtomicU64,
     pub msgs_got: AtomicU64,
     pub put_errors: AtomicU64,
+    /// Topic and group table writes, and those made on a network thread (a bug: metadata
+    /// is written by the housekeeping thread and at shutdown only).
+    pub meta_persists: AtomicU64,
+    pub meta_persists_on_network_thread: AtomicU64,
 }
 
 pub struct Broker {
@@ -85,6 +95,8 @@ pub struct Broker {
     pub stats: Stats,
     pub started: Instant,
     stopping: Arc<AtomicBool>,
+    /// The subscription group table changed in memory since it was last written.
+    groups_dirty: AtomicBool,
     housekeeping: Mutex<Option<JoinHandle<()>>>,
     schedule: Mutex<Option<schedule::ScheduleService>>,
     /// Set once HA is up on a SYNC_MASTER: sends then also wait for slaves.
@@ -94,6 +106,11 @@ pub struct Broker {
 /// How often committed consumer offsets are written to `consumerOffset.json`
 /// (RocketMQ's flushConsumerOffsetInterval).
 const OFFSET_PERSIST_INTERVAL: Duration = Duration::from_secs(5);
+
+/// How often topics and subscription groups created or changed in memory (by requests on
+/// the network cores) are written, each table at most once per interval. A crash loses at
+/// most this much of such changes; a clean shutdown writes them all.
+pub const METADATA_PERSIST_INTERVAL: Duration = Duration::from_secs(1);
 
 impl Broker {
     /// Opens the store (recovering it if needed) and the metadata files.
@@ -138,6 +155,7 @@ impl Broker {
             stats: Stats::default(),
             started: Instant::now(),
             stopping: Arc::new(AtomicBool::new(false)),
+            groups_dirty: AtomicBool::new(false),
             housekeeping: Mutex::new(None),
             schedule: Mutex::new(None),
             replication: std::sync::OnceLock::new(),
@@ -150,8 +168,16 @@ impl Broker {
             .name("ringmq-broker-housekeeping".into())
             .spawn(move || {
                 let mut last = Instant::now();
+                let mut last_meta = Instant::now();
                 while !stopping.load(Ordering::Acquire) {
                     std::thread::sleep(Duration::from_millis(100));
+                    if last_meta.elapsed() >= METADATA_PERSIST_INTERVAL {
+                        last_meta = Instant::now();
+                        let Some(b) = weak.upgrade() else { break };
+                        if let Err(e) = b.persist_metadata() {
+                            tracing::error!(error = %e, "persisting topics or subscription groups failed; retrying");
+                        }
+                    }
                     if last.elapsed() < OFFSET_PERSIST_INTERVAL {
                         continue;
                     }
@@ -182,6 +208,44 @@ impl Broker {
         self.replication.get()
     }
 
+    /// The subscription group table changed in memory; housekeeping writes it.
+    pub fn mark_groups_dirty(&self) {
+        self.groups_dirty.store(true, Ordering::Release);
+    }
+
+    /// Writes the topic and subscription group tables if they changed since their last
+    /// write (the housekeeping thread; at shutdown). A failed write is retried next time.
+    pub fn persist_metadata(&self) -> Result<(), ringmq_engine::Error> {
+        if self.topics.take_dirty() {
+            self.count_meta_persist();
+            if let Err(e) = self.topics.store().persist() {
+                self.topics.mark_dirty();
+                return Err(e);
+            }
+        }
+        if self.groups_dirty.swap(false, Ordering::AcqRel) {
+            self.count_meta_persist();
+            if let Err(e) = self.subscription_groups.persist() {
+                self.mark_groups_dirty();
+                return Err(e);
+            }
+        }
+        Ok(())
+    }
+
+    fn count_meta_persist(&self) {
+        self.stats.meta_persists.fetch_add(1, Ordering::Relaxed);
+        let on_net = std::thread::current()
+            .name()
+            .is_some_and(|n| n.starts_with("ringmq-net"));
+        if on_net {
+            tracing::error!("metadata written on a network thread (a bug)");
+            self.stats
+                .meta_persists_on_network_thread
+                .fetch_add(1, Ordering::Relaxed);
+        }
+    }
+
     pub fn is_stopping(&self) -> bool {
         self.stopping.load(Ordering::Acquire)
     }
@@ -200,10 +264,11 @@ impl Broker {
         if let Some(mut s) = lock(&self.schedule).take() {
             s.stop();
         }
+        self.topics.mark_dirty();
+        self.mark_groups_dirty();
         let meta = [
             self.consumer_offsets.persist(),
-            self.topics.store().persist(),
-            self.subscription_groups.persist(),
+            self.persist_metadata(),
             self.delay_offsets.persist(),
         ];
         let store = self.store.shutdown();

@@ -39,7 +39,7 @@ use ringmq_engine::sync::lock;
 use serde::{Deserialize, Deserializer, Serialize};
 use serde_json::Value;
 
-use super::Broker;
+use super::{groups, validate, Broker};
 use ringmq_remoting::codes::response_code as rs;
 use ringmq_remoting::command::RemotingCommand;
 use ringmq_remoting::error::FrameError;
@@ -338,6 +338,27 @@ fn parse_body(req: &RemotingCommand, what: &str) -> Result<LockBatchBody, String
     Ok(body)
 }
 
+/// What a lock may name (so the table holds only real queues of real groups): a group
+/// that exists or may be created, and queues of existing topics within their queue count.
+fn check_lock_request(b: &Broker, body: &LockBatchBody) -> Result<(), groups::Refusal> {
+    groups::find_or_create(b, &body.consumer_group)?;
+    for (i, mq) in body.mq_set.iter().enumerate() {
+        let Some(info) = b.topics.get(&mq.topic) else {
+            return Err(groups::Refusal {
+                code: rs::TOPIC_NOT_EXIST,
+                remark: format!("mqSet[{i}]: topic[{}] not exist", mq.topic),
+            });
+        };
+        if let Err(why) = validate::queue_id(&mq.topic, &info, mq.queue_id) {
+            return Err(groups::Refusal {
+                code: rs::INVALID_PARAMETER,
+                remark: format!("mqSet[{i}]: {why}"),
+            });
+        }
+    }
+    Ok(())
+}
+
 /// LOCK_BATCH_MQ (41): locks the body's `mqSet` for `clientId` in `consumerGroup`; answers
 /// SUCCESS with `{"lockOKMQSet":[…]}`, the requested queues the client now holds.
 pub fn lock_batch_mq(b: &Broker, req: &RemotingCommand) -> Result<RemotingCommand, FrameError> {
@@ -351,6 +372,13 @@ pub fn lock_batch_mq(b: &Broker, req: &RemotingCommand) -> Result<RemotingComman
             ))
         }
     };
+    if let Err(refused) = check_lock_request(b, &body) {
+        return Ok(RemotingCommand::response_to(
+            req,
+            refused.code,
+            Some(refused.remark),
+        ));
+    }
     let granted = b
         .locks
         .try_lock_batch(&body.consumer_group, &body.client_id, &body.mq_set);
@@ -557,6 +585,14 @@ mod tests {
     #[test]
     fn processors_speak_the_java_bodies() {
         let (_dir, b) = broker();
+        b.topics
+            .put(ringmq_engine::meta::TopicConfig::with_queues(
+                "T1",
+                8,
+                8,
+                ringmq_engine::meta::PERM_READ | ringmq_engine::meta::PERM_WRITE,
+            ))
+            .unwrap();
         let body = |client: &str, queues: &[i32]| {
             json!({"consumerGroup":"G1","clientId":client,"onlyThisBroker":false,
                    "mqSet": queues.iter().map(|i| json!({"brokerName":"broker-a","queueId":i,"topic":"T1"})).collect::<Vec<_>>()})
@@ -589,6 +625,31 @@ mod tests {
         )
         .unwrap();
         assert_eq!(granted(&r), [5]);
+
+        // Only real queues of existing topics, for legal group names.
+        for (bad, code, says) in [
+            (body("A", &[8]), rs::INVALID_PARAMETER, "queueId[8]"),
+            (
+                body("A", &[70_000]),
+                rs::INVALID_PARAMETER,
+                "queueId[70000]",
+            ),
+            (body("A", &[-1]), rs::INVALID_PARAMETER, "queueId[-1]"),
+            (
+                body("A", &[0]).replace("T1", "Nope"),
+                rs::TOPIC_NOT_EXIST,
+                "Nope",
+            ),
+            (
+                body("A", &[0]).replace("G1", "G 1"),
+                rs::INVALID_PARAMETER,
+                "group",
+            ),
+        ] {
+            let r = lock_batch_mq(&b, &lock_req(rq::LOCK_BATCH_MQ, &bad)).unwrap();
+            assert_eq!(r.code, code, "{bad}");
+            assert!(r.remark.unwrap().contains(says), "{bad}");
+        }
         for empty in [
             r#"{"consumerGroup":"G1","clientId":"A","mqSet":[]}"#,
             r#"{"consumerGroup":"G1","clientId":"A","mqSet":null}"#,

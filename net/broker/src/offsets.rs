@@ -8,7 +8,7 @@
 
 use std::sync::OnceLock;
 
-use super::Broker;
+use super::{validate, Broker};
 use ringmq_remoting::codes::response_code as rs;
 use ringmq_remoting::command::RemotingCommand;
 use ringmq_remoting::error::FrameError;
@@ -114,13 +114,13 @@ pub fn update_consumer_offset(
             Some(format!("Group {group} not exist!")),
         ));
     }
-    if b.topics.get(topic).is_none() {
+    let Some(info) = b.topics.get(topic) else {
         return Ok(RemotingCommand::response_to(
             req,
             rs::TOPIC_NOT_EXIST,
             Some(format!("Topic {topic} not exist!")),
         ));
-    }
+    };
     let Some(queue_id) = h.queue_id else {
         return Ok(RemotingCommand::response_to(
             req,
@@ -135,6 +135,15 @@ pub fn update_consumer_offset(
             Some(format!("Offset is null, topic is {topic}")),
         ));
     };
+    let checked = validate::queue_id(topic, &info, queue_id)
+        .and_then(|()| validate::offset("commitOffset", offset));
+    if let Err(why) = checked {
+        return Ok(RemotingCommand::response_to(
+            req,
+            rs::INVALID_PARAMETER,
+            Some(why),
+        ));
+    }
     b.consumer_offsets.commit(group, topic, queue_id, offset);
     Ok(RemotingCommand::response_to(req, rs::SUCCESS, None))
 }
@@ -274,6 +283,19 @@ mod tests {
             update(&[full[0], full[1], full[3]]).code,
             rs::INVALID_PARAMETER
         );
+        for (field, bad) in [
+            ("queueId", "4"),
+            ("queueId", "70000"),
+            ("queueId", "-1"),
+            ("commitOffset", "-5"),
+        ] {
+            let mut fields = full.to_vec();
+            fields.retain(|(k, _)| *k != field);
+            fields.push((field, bad));
+            let r = update(&fields);
+            assert_eq!(r.code, rs::INVALID_PARAMETER, "{field}={bad}");
+            assert!(r.remark.unwrap().contains(field), "{field}={bad}");
+        }
         let r = update(&full);
         assert_eq!(r.code, rs::SUCCESS);
         assert!(r.ext_fields.is_empty() && r.body.is_empty());

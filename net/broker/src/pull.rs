@@ -17,7 +17,7 @@ use ringmq_engine::sync::lock;
 use ringmq_engine::{GetResult, GetStatus};
 use tokio::sync::Notify;
 
-use super::Broker;
+use super::{groups, Broker};
 use ringmq_remoting::codes::response_code as rs;
 use ringmq_remoting::command::RemotingCommand;
 use ringmq_remoting::error::FrameError;
@@ -33,13 +33,73 @@ const FLAG_SUBSCRIPTION: i32 = 0x4;
 const MAX_PULL_MSGS: usize = 32;
 const MAX_PULL_BYTES: usize = 256 * 1024;
 
-/// Parked pulls, one `Notify` per queue that has had a waiter.
+/// Parked pulls, one `Notify` per queue that has had a waiter, and how many are parked
+/// (in total and per connection) so that neither exceeds its limit.
 #[derive(Default)]
 pub struct PullHold {
     queues: Mutex<HashMap<String, HashMap<i32, Arc<Notify>>>>,
+    parked: Mutex<Parked>,
+}
+
+#[derive(Default)]
+struct Parked {
+    total: usize,
+    per_conn: HashMap<u64, usize>,
+}
+
+/// One parked pull; its slot is given back when dropped.
+struct ParkSlot<'a> {
+    hold: &'a PullHold,
+    conn_id: u64,
+}
+
+impl Drop for ParkSlot<'_> {
+    fn drop(&mut self) {
+        let mut p = lock(&self.hold.parked);
+        p.total -= 1;
+        if let Some(n) = p.per_conn.get_mut(&self.conn_id) {
+            *n -= 1;
+            if *n == 0 {
+                p.per_conn.remove(&self.conn_id);
+            }
+        }
+    }
 }
 
 impl PullHold {
+    /// A slot to park one more pull of connection `conn_id`, or why there is none.
+    fn park(
+        &self,
+        conn_id: u64,
+        per_conn_max: usize,
+        total_max: usize,
+    ) -> Result<ParkSlot<'_>, String> {
+        let mut p = lock(&self.parked);
+        let mine = p.per_conn.get(&conn_id).copied().unwrap_or(0);
+        if mine >= per_conn_max {
+            return Err(format!(
+                "too many parked pulls on this connection ({mine}, maxParkedPullsPerConnection)"
+            ));
+        }
+        if p.total >= total_max {
+            return Err(format!(
+                "too many parked pulls on this broker ({}, maxParkedPulls)",
+                p.total
+            ));
+        }
+        p.total += 1;
+        *p.per_conn.entry(conn_id).or_default() += 1;
+        Ok(ParkSlot {
+            hold: self,
+            conn_id,
+        })
+    }
+
+    /// Pulls parked now, over all connections.
+    pub fn parked(&self) -> usize {
+        lock(&self.parked).total
+    }
+
     fn notify_for(&self, topic: &str, queue_id: i32) -> Arc<Notify> {
         let mut map = lock(&self.queues);
         if let Some(n) = map.get(topic).and_then(|q| q.get(&queue_id)) {
@@ -94,6 +154,7 @@ fn tag_filter(expr: &str) -> Option<Vec<i64>> {
 
 pub async fn process(
     b: &Arc<Broker>,
+    conn_id: u64,
     req: &RemotingCommand,
 ) -> Result<RemotingCommand, FrameError> {
     let h = PullMessageHeader::decode(req)?;
@@ -123,8 +184,12 @@ pub async fn process(
             )),
         ));
     }
-    if b.cfg.auto_create_subscription_group {
-        let _ = b.subscription_groups.get_or_create(group, true);
+    if let Err(refused) = groups::find_or_create(b, group) {
+        return Ok(RemotingCommand::response_to(
+            req,
+            refused.code,
+            Some(refused.remark),
+        ));
     }
     let filter = if h.sys_flag & FLAG_SUBSCRIPTION != 0 {
         tag_filter(h.subscription.unwrap_or_default())
@@ -141,7 +206,7 @@ pub async fn process(
     let suspend =
         h.sys_flag & FLAG_SUSPEND != 0 && h.suspend_timeout_millis > 0 && !b.is_stopping();
     let hold = if b.cfg.long_polling_enable {
-        Duration::from_millis(h.suspend_timeout_millis as u64)
+        Duration::from_millis(h.suspend_timeout_millis as u64).min(b.cfg.max_pull_suspend)
     } else {
         b.cfg.short_polling_time
     };
@@ -179,6 +244,20 @@ pub async fn process(
             GetStatus::OffsetOverflowOne | GetStatus::NoMessageInQueue
         )
     {
+        let _slot = match b.holds.park(
+            conn_id,
+            b.cfg.max_parked_pulls_per_connection,
+            b.cfg.max_parked_pulls,
+        ) {
+            Ok(slot) => slot,
+            Err(why) => {
+                return Ok(RemotingCommand::response_to(
+                    req,
+                    rs::SYSTEM_BUSY,
+                    Some(why),
+                ))
+            }
+        };
         let notify = b.holds.notify_for(topic, queue_id);
         let deadline = tokio::time::Instant::now() + hold;
         loop {

@@ -27,7 +27,7 @@ pub async fn process(
 ) -> Option<RemotingCommand> {
     let oneway = req.is_oneway();
     let result = match req.code {
-        rq::PULL_MESSAGE | rq::LITE_PULL_MESSAGE => pull::process(b, &req).await,
+        rq::PULL_MESSAGE | rq::LITE_PULL_MESSAGE => pull::process(b, conn.id, &req).await,
         rq::CONSUMER_SEND_MSG_BACK => send_back::consumer_send_msg_back(b, &req).await,
         other => sync_process(b, conn, other, &req),
     };

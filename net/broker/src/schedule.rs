@@ -17,6 +17,9 @@
 //! entries per level, so one busy level cannot starve the others; when nothing is due the
 //! thread sleeps until the nearest delivery time, at most [`DELAY_FOR_A_WHILE`].
 //!
+//! Copies are stored like a send (`put`): a level's offset moves on only once they are
+//! durable under SYNC_FLUSH and held by a slave under SYNC_MASTER (or that wait timed out).
+//!
 //! **At least once.** A level's offset moves only after the copies were stored; the table
 //! is persisted every [`PERSIST_INTERVAL`] and at shutdown (after this service stopped,
 //! before the store closes). A crash between a put and the next persist redelivers those
@@ -33,12 +36,14 @@ use std::thread::JoinHandle;
 use std::time::{Duration, Instant};
 
 use bytes::Bytes;
-use ringmq_engine::commitlog::{AppendOutcome, AppendRequest, PutStatus};
+use ringmq_engine::commitlog::{AppendOutcome, PutStatus};
 use ringmq_engine::consumequeue::CqEntry;
 use ringmq_engine::delay_levels::{DelayLevels, SCHEDULE_TOPIC};
 use ringmq_engine::record::{self, edit_properties, keys, MessageToStore, Parsed, RecordView};
 
+use super::put::put_like_send;
 use super::Broker;
+use ringmq_ha::ReplicaOutcome;
 
 /// Re-check interval when nothing is due (Java's `DELAY_FOR_A_WHILE`).
 pub const DELAY_FOR_A_WHILE: Duration = Duration::from_millis(100);
@@ -389,20 +394,35 @@ fn count_delivered(b: &Broker, n: usize, level: i32) {
     tracing::debug!(level, messages = n, "delayed messages delivered");
 }
 
-/// Appends without waiting for durability (the copies carry `WAIT=false`) and blocks this
-/// thread, which is the service's own, until the writer answers.
+/// Appends as a send is stored (durable under SYNC_FLUSH, on a slave under SYNC_MASTER,
+/// before the delay offset moves on) and blocks this thread, which is the service's own,
+/// until then. Copies a slave did not confirm in time are stored here all the same: they
+/// are not put again (that would duplicate them), only logged.
 fn put_and_wait(b: &Broker, messages: Vec<MessageToStore>) -> AppendOutcome {
     let (tx, rx) = mpsc::sync_channel(1);
-    b.store.put(AppendRequest {
+    put_like_send(
+        b,
         messages,
-        wait_durable: false,
-        done: Box::new(move |o| {
-            let _ = tx.send(o);
+        true,
+        Box::new(move |o, replica| {
+            let _ = tx.send((o, replica));
         }),
+    );
+    let (outcome, replica) = rx.recv().unwrap_or_else(|_| {
+        let exited = PutStatus::ServiceNotAvailable("writer exited".into());
+        (AppendOutcome::rejected(exited), ReplicaOutcome::NotRequired)
     });
-    rx.recv().unwrap_or_else(|_| {
-        AppendOutcome::rejected(PutStatus::ServiceNotAvailable("writer exited".into()))
-    })
+    if matches!(
+        replica,
+        ReplicaOutcome::Timeout | ReplicaOutcome::NotAvailable
+    ) {
+        tracing::warn!(
+            ?replica,
+            end = outcome.end_offset,
+            "delayed messages stored without a slave's confirmation"
+        );
+    }
+    outcome
 }
 
 /// Logs a retryable failure at most once a second.

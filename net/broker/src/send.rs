@@ -17,7 +17,7 @@ use std::sync::atomic::{AtomicU32, Ordering};
 use std::sync::Arc;
 
 use bytes::{BufMut, Bytes, BytesMut};
-use ringmq_engine::commitlog::{AppendOutcome, AppendRequest, PutStatus};
+use ringmq_engine::commitlog::{AppendOutcome, PutStatus};
 use ringmq_engine::delay_levels::SCHEDULE_TOPIC;
 use ringmq_engine::meta::PERM_WRITE;
 use ringmq_engine::record::{
@@ -26,6 +26,7 @@ use ringmq_engine::record::{
 };
 
 use super::conn::{header_error, ConnInfo, Outgoing, SendCtx};
+use super::put::put_like_send;
 use super::topics::validate_topic_name;
 use super::{send_back, Broker};
 use ringmq_engine::delay_levels;
@@ -64,32 +65,16 @@ pub fn submit_turn(b: &Arc<Broker>, conn: &Arc<ConnInfo>, requests: Vec<Remoting
     let outbox = conn.outbox.clone();
     let n = ctxs.len();
     PENDING.fetch_add(n, Ordering::AcqRel);
-    // Under SYNC_MASTER the answer also waits for slaves (unless every message said WAIT=false).
-    let replication = if wait { b.replication().cloned() } else { None };
-    // One deadline from arrival bounds the whole wait: local flush plus replication.
-    let deadline = std::time::Instant::now() + b.cfg.sync_flush_timeout;
-    b.store.put(AppendRequest {
+    // Under SYNC_FLUSH / SYNC_MASTER the answer waits (unless every message said WAIT=false).
+    put_like_send(
+        b,
         messages,
-        wait_durable: wait,
-        done: Box::new(move |outcome| {
-            let answer = move |outcome, replica| {
-                PENDING.fetch_sub(n, Ordering::AcqRel);
-                let _ = outbox.send(Outgoing::Sends(ctxs, outcome, replica));
-            };
-            let stored = matches!(outcome.status, PutStatus::Ok | PutStatus::FlushDiskTimeout);
-            match replication {
-                Some(r) if stored => {
-                    let end = outcome.end_offset;
-                    r.wait_replicated(
-                        end,
-                        deadline,
-                        Box::new(move |replica| answer(outcome, replica)),
-                    );
-                }
-                _ => answer(outcome, ReplicaOutcome::NotRequired),
-            }
+        wait,
+        Box::new(move |outcome, replica| {
+            PENDING.fetch_sub(n, Ordering::AcqRel);
+            let _ = outbox.send(Outgoing::Sends(ctxs, outcome, replica));
         }),
-    });
+    );
 }
 
 fn reject(req: &RemotingCommand, code: i32, remark: impl Into<String>) -> Prepared {
@@ -217,6 +202,17 @@ fn prepare_inner(
     };
     let max = b.cfg.max_message_size;
     let (messages, uniq_key, wait) = if h.batch {
+        // As RocketMQ's store checks a batch: the whole body within maxMessageSize.
+        if req.body.len() > max {
+            return Ok(reject(
+                req,
+                rs::MESSAGE_ILLEGAL,
+                format!(
+                    "batch body size {} exceeds maxMessageSize {max}",
+                    req.body.len()
+                ),
+            ));
+        }
         let items = match decode_batch(&req.body) {
             Ok(items) => items,
             Err(e) => {

@@ -11,21 +11,26 @@
 //! records where it came from (`RETRY_TOPIC`, `ORIGIN_MESSAGE_ID`).
 //!
 //! The processor runs on a network thread: the append is queued to the writer and the
-//! answer awaited on a oneshot channel fed by the append's completion. The copy carries
-//! `WAIT=false`, so neither SYNC_FLUSH nor SYNC_MASTER makes it wait longer than the append.
+//! answer awaited on a oneshot channel fed by the append's completion. The copy is stored
+//! like a send (`put`): under SYNC_FLUSH it is durable, under SYNC_MASTER on a slave,
+//! before SUCCESS; otherwise the answer names the put status (FLUSH_DISK_TIMEOUT,
+//! FLUSH_SLAVE_TIMEOUT, SLAVE_NOT_AVAILABLE). It carries `WAIT=false`, as in RocketMQ,
+//! which only concerns the schedule service's later re-put.
 
 use std::sync::atomic::{AtomicU32, Ordering};
 use std::sync::Arc;
 
 use bytes::Bytes;
-use ringmq_engine::commitlog::{AppendOutcome, AppendRequest, PutStatus};
+use ringmq_engine::commitlog::{AppendOutcome, PutStatus};
 use ringmq_engine::meta::{SubscriptionGroupConfig, TopicConfig, PERM_READ, PERM_WRITE};
 use ringmq_engine::record::{
     self, keys, MessageToStore, Parsed, DLQ_TOPIC_PREFIX, RETRY_TOPIC_PREFIX,
 };
+use ringmq_ha::ReplicaOutcome;
 
+use super::put::put_like_send;
 use super::topics::validate_topic_name;
-use super::Broker;
+use super::{groups, Broker};
 use ringmq_engine::delay_levels;
 use ringmq_engine::record::edit_properties;
 use ringmq_remoting::codes::{response_code as rs, version};
@@ -47,20 +52,25 @@ pub async fn consumer_send_msg_back(
         Err(refused) => return Ok(refused),
     };
     let dlq = msg.topic.starts_with(DLQ_TOPIC_PREFIX);
+    // Stored like a send: durable under SYNC_FLUSH and on a slave under SYNC_MASTER
+    // before SUCCESS (the copy's own WAIT=false only concerns its later re-put).
     let (tx, rx) = tokio::sync::oneshot::channel();
-    b.store.put(AppendRequest {
-        messages: vec![msg],
-        wait_durable: false,
-        done: Box::new(move |outcome| {
-            let _ = tx.send(outcome);
+    put_like_send(
+        b,
+        vec![msg],
+        true,
+        Box::new(move |outcome, replica| {
+            let _ = tx.send((outcome, replica));
         }),
+    );
+    let (outcome, replica) = rx.await.unwrap_or_else(|_| {
+        let dropped = PutStatus::ServiceNotAvailable("the append was dropped".into());
+        (
+            AppendOutcome::rejected(dropped),
+            ReplicaOutcome::NotRequired,
+        )
     });
-    let outcome = rx.await.unwrap_or_else(|_| {
-        AppendOutcome::rejected(PutStatus::ServiceNotAvailable(
-            "the append was dropped".into(),
-        ))
-    });
-    Ok(answer(b, req, &h, dlq, &outcome))
+    Ok(answer(b, req, &h, dlq, &outcome, replica))
 }
 
 /// The response for the store's outcome: SUCCESS only for PUT_OK, else SYSTEM_ERROR
@@ -71,9 +81,12 @@ fn answer(
     h: &SendBackHeader,
     dlq: bool,
     outcome: &AppendOutcome,
+    replica: ReplicaOutcome,
 ) -> RemotingCommand {
-    let status = match &outcome.status {
-        PutStatus::Ok => {
+    let status = match (&outcome.status, replica) {
+        (PutStatus::Ok, ReplicaOutcome::Timeout) => "FLUSH_SLAVE_TIMEOUT",
+        (PutStatus::Ok, ReplicaOutcome::NotAvailable) => "SLAVE_NOT_AVAILABLE",
+        (PutStatus::Ok, _) => {
             b.stats.msgs_put.fetch_add(1, Ordering::Relaxed);
             if dlq {
                 tracing::info!(
@@ -86,9 +99,9 @@ fn answer(
             }
             return RemotingCommand::response_to(req, rs::SUCCESS, None);
         }
-        PutStatus::FlushDiskTimeout => "FLUSH_DISK_TIMEOUT",
-        PutStatus::MessageIllegal(_) => "MESSAGE_ILLEGAL",
-        PutStatus::DiskFull | PutStatus::ServiceNotAvailable(_) => "SERVICE_NOT_AVAILABLE",
+        (PutStatus::FlushDiskTimeout, _) => "FLUSH_DISK_TIMEOUT",
+        (PutStatus::MessageIllegal(_), _) => "MESSAGE_ILLEGAL",
+        (PutStatus::DiskFull | PutStatus::ServiceNotAvailable(_), _) => "SERVICE_NOT_AVAILABLE",
     };
     b.stats.put_errors.fetch_add(1, Ordering::Relaxed);
     tracing::warn!(group = %h.group, offset = h.offset, status = ?outcome.status, "send-back not stored");
@@ -102,22 +115,7 @@ fn refuse(req: &RemotingCommand, code: i32, remark: impl Into<String>) -> Remoti
 /// Java's `findSubscriptionGroupConfig`: the group's config, auto-created when the broker
 /// allows it (`autoCreateSubscriptionGroup`) and the name is a valid group name.
 pub(crate) fn find_group(b: &Broker, group: &str) -> Option<SubscriptionGroupConfig> {
-    if let Some(c) = b.subscription_groups.get(group) {
-        return Some(c);
-    }
-    if group.is_empty() || validate_topic_name(&format!("{RETRY_TOPIC_PREFIX}{group}")).is_err() {
-        return None;
-    }
-    match b
-        .subscription_groups
-        .get_or_create(group, b.cfg.auto_create_subscription_group)
-    {
-        Ok(c) => c,
-        Err(e) => {
-            tracing::warn!(group, error = %e, "persisting an auto-created subscription group failed");
-            b.subscription_groups.get(group)
-        }
-    }
+    groups::find_or_create(b, group).ok()
 }
 
 /// Creates `%DLQ%<group>` if missing (one queue, READ|WRITE, as Java's
@@ -162,13 +160,7 @@ fn prepare(
             ),
         ));
     }
-    let Some(group) = find_group(b, h.group) else {
-        return Err(refuse(
-            req,
-            rs::SUBSCRIPTION_GROUP_NOT_EXIST,
-            format!("subscription group not exist, {}", h.group),
-        ));
-    };
+    let group = groups::find_or_create(b, h.group).map_err(|r| refuse(req, r.code, r.remark))?;
     if b.is_stopping() {
         return Err(refuse(req, rs::SYSTEM_ERROR, "SERVICE_NOT_AVAILABLE"));
     }

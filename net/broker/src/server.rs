@@ -11,7 +11,7 @@ use std::sync::Arc;
 use bytes::BytesMut;
 use ringmq_remoting::codes::request_code as rq;
 use ringmq_remoting::command::RemotingCommand;
-use ringmq_remoting::server::{put, Listeners, LoopPlacement, Loops, Service};
+use ringmq_remoting::server::{put, ConnLimits, Listeners, LoopPlacement, Loops, Service};
 
 use crate::conn::{ConnInfo, Outgoing};
 use crate::{route, send, Broker, BrokerConfig};
@@ -60,6 +60,18 @@ impl Service for Broker {
 
     fn in_flight(&self) -> usize {
         send::pending()
+    }
+
+    fn limits(&self) -> ConnLimits {
+        let idle = self.cfg.server_channel_max_idle_time;
+        ConnLimits {
+            max_connections: self.cfg.max_connections,
+            idle_timeout: (!idle.is_zero()).then_some(idle),
+            max_queued_bytes: self.cfg.max_connection_queued_bytes,
+            // Past maxParkedPullsPerConnection pulls are refused (SYSTEM_BUSY); the loop
+            // stops reading only at twice that, counting pulls that are being answered.
+            max_parked_requests: self.cfg.max_parked_pulls_per_connection.saturating_mul(2),
+        }
     }
 }
 

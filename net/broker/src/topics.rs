@@ -3,6 +3,7 @@
 //! answers for its own group (so one broker is a complete deployment).
 
 use std::collections::HashMap;
+use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::{Arc, RwLock};
 
 use ringmq_engine::delay_levels::SCHEDULE_TOPIC;
@@ -52,6 +53,12 @@ pub struct Topics {
     cache: RwLock<HashMap<String, TopicInfo>>,
     auto_create: bool,
     default_queue_nums: i32,
+    /// `maxTopicQueueNums`: no topic is stored with more queues on either side.
+    max_queue_nums: i32,
+    /// `maxTopics`: a new topic beyond this many is refused.
+    max_topics: usize,
+    /// Changed in memory since the table was last written (see `Broker::persist_metadata`).
+    dirty: AtomicBool,
 }
 
 /// Why a topic name is refused (RocketMQ's TopicValidator rules).
@@ -84,11 +91,14 @@ impl Topics {
             store,
             cache: RwLock::new(HashMap::new()),
             auto_create: cfg.auto_create_topic_enable,
-            default_queue_nums: cfg.default_topic_queue_nums,
+            default_queue_nums: cfg.default_topic_queue_nums.min(cfg.max_topic_queue_nums),
+            max_queue_nums: cfg.max_topic_queue_nums,
+            max_topics: cfg.max_topics,
+            dirty: AtomicBool::new(false),
         };
         // System topics RocketMQ brokers always have.
         if cfg.auto_create_topic_enable && !topics.store.contains(AUTO_CREATE_TOPIC) {
-            let n = cfg.default_topic_queue_nums;
+            let n = topics.default_queue_nums;
             topics.store.put_and_persist(TopicConfig::with_queues(
                 AUTO_CREATE_TOPIC,
                 n,
@@ -127,11 +137,42 @@ impl Topics {
         read(&self.cache).get(topic).copied()
     }
 
-    /// Creates or replaces a topic and persists it.
+    /// The most read or write queues a topic may have (`maxTopicQueueNums`).
+    pub fn max_queue_nums(&self) -> i32 {
+        self.max_queue_nums
+    }
+
+    /// Whether the table changed since the last call; the caller writes it.
+    pub fn take_dirty(&self) -> bool {
+        self.dirty.swap(false, Ordering::AcqRel)
+    }
+
+    /// The table must be written (again: a write failed).
+    pub fn mark_dirty(&self) {
+        self.dirty.store(true, Ordering::Release);
+    }
+
+    /// Creates or replaces a topic in memory and marks the table dirty; the broker's
+    /// housekeeping thread writes it (never a network core). Refuses queue counts above
+    /// `maxTopicQueueNums` (callers check them first and answer the client).
     pub fn put(&self, config: TopicConfig) -> ringmq_engine::Result<TopicInfo> {
+        let max = self.max_queue_nums;
+        if config.read_queue_nums > max || config.write_queue_nums > max {
+            return Err(ringmq_engine::Error::Invalid(format!(
+                "topic {} with {}/{} read/write queues: at most {max} (maxTopicQueueNums)",
+                config.topic_name, config.read_queue_nums, config.write_queue_nums
+            )));
+        }
+        let count = read(&self.cache).len();
+        if count >= self.max_topics && self.get(&config.topic_name).is_none() {
+            return Err(ringmq_engine::Error::Invalid(format!(
+                "the topic table is full ({count} topics, maxTopics)"
+            )));
+        }
         let info = TopicInfo::of(&config);
         let name = config.topic_name.clone();
-        self.store.put_and_persist(config)?;
+        self.store.put(config);
+        self.mark_dirty();
         write(&self.cache).insert(name, info);
         Ok(info)
     }
@@ -147,7 +188,7 @@ impl Topics {
             tracing::warn!(group, why, "cannot create the retry topic of this group");
             return;
         }
-        let n = retry_queue_nums.max(1);
+        let n = retry_queue_nums.clamp(1, self.max_queue_nums);
         let mut config = TopicConfig::with_queues(topic.as_str(), n, n, PERM_READ | PERM_WRITE);
         if unit_mode {
             config.topic_sys_flag = TOPIC_SYS_FLAG_UNIT_SUB;

@@ -54,6 +54,8 @@ fn unlock(conn: &Connection, client: &str, queues: impl IntoIterator<Item = i32>
 fn two_clients_share_queues_through_locks() {
     let dir = tempfile::tempdir().unwrap();
     let broker = common::start(dir.path());
+    // Locks name real queues only (issue 11): the topic exists with 6 queues.
+    common::create_topic(&broker.addr, "OrderTopic", 6);
     let a = Connection::connect(&broker.addr).unwrap();
     let b = Connection::connect(&broker.addr).unwrap();
 

@@ -26,7 +26,7 @@ mod unregister;
 
 pub use consumer_list::get_consumer_list_by_group;
 pub use expiry::CHANNEL_EXPIRED_TIMEOUT;
-pub use heart_beat::heart_beat;
+pub use heart_beat::{heart_beat, MAX_GROUPS_PER_HEARTBEAT, MAX_SUBSCRIPTIONS_PER_CONSUMER};
 pub use heartbeat_data::SubscriptionData;
 pub use notify::BROADCASTING;
 pub use registry::{ClientRegistry, ConsumerMember, ProducerMember};

@@ -327,3 +327,30 @@ fn broadcasting_groups_and_unknown_groups_are_not_notified() {
     assert!(notified(&mut rx1).is_empty());
     b.shutdown().unwrap();
 }
+
+#[test]
+fn heartbeats_with_illegal_or_oversized_content_are_refused_whole() {
+    let (_dir, b) = broker();
+    let (c, _rx) = conn(1);
+    let too_many: Vec<String> = (0..=MAX_SUBSCRIPTIONS_PER_CONSUMER)
+        .map(|i| format!("T{i}"))
+        .collect();
+    let too_many: Vec<&str> = too_many.iter().map(String::as_str).collect();
+    for (body, says) in [
+        (heartbeat_body("c1", "bad group", &["T1"]), "group"),
+        (heartbeat_body("c1", "G1", &["a/b"]), "subscription topic"),
+        (heartbeat_body("c1", "G1", &too_many), "at most"),
+    ] {
+        let r = beat(&b, &c, body);
+        assert_eq!(r.code, rs::INVALID_PARAMETER);
+        assert!(r.remark.unwrap().contains(says), "{says}");
+    }
+    assert!(
+        b.subscription_groups.get("G1").is_none(),
+        "nothing registered"
+    );
+    assert_eq!(
+        beat(&b, &c, heartbeat_body("c1", "G1", &["T1"])).code,
+        rs::SUCCESS
+    );
+}

@@ -122,6 +122,19 @@ pub const KEYS: &[Key] = &[
     key("masterRemotingAddress", "host:port", "", field!(master_remoting_address, optional)),
     // ringmq's own.
     key("maxFrameSize", "bytes > 0", "16777216", field!(max_frame_size, positive)),
+    key("maxTopicQueueNums", "1..=65536", "1024", field!(max_topic_queue_nums, queue_nums_limit)),
+    // Limits per client and per broker.
+    key("maxConnections", "count > 0", "10000", field!(max_connections, positive)),
+    key("serverChannelMaxIdleTimeSeconds", "seconds (0: never)", "120",
+        field!(server_channel_max_idle_time, seconds)),
+    key("maxConnectionQueuedBytes", "bytes > 0", "33554432",
+        field!(max_connection_queued_bytes, positive)),
+    key("maxParkedPullsPerConnection", "count > 0", "1024",
+        field!(max_parked_pulls_per_connection, positive)),
+    key("maxParkedPulls", "count > 0", "65536", field!(max_parked_pulls, positive)),
+    key("maxPullSuspendMillis", "ms > 0", "30000", field!(max_pull_suspend, positive_ms)),
+    key("maxTopics", "count > 0", "100000", field!(max_topics, positive)),
+    key("maxSubscriptionGroups", "count > 0", "100000", field!(max_subscription_groups, positive)),
     key("netCores", "core list (0,1)", "0", field!(net_cores, cores)),
     key("writerCore", "core", "0", field!(writer_core, num)),
     key("dispatchCore", "core", "1", field!(dispatch_core, num)),
@@ -193,6 +206,15 @@ fn in_sync_replicas_from_role(c: &mut BrokerConfig) -> Result<(), ConfigError> {
 
 type Parsed<T> = Result<T, &'static str>;
 
+fn queue_nums_limit(v: &str) -> Parsed<i32> {
+    let n: i32 = num(v)?;
+    if (1..=ringmq_engine::consumequeue::MAX_QUEUE_ID + 1).contains(&n) {
+        Ok(n)
+    } else {
+        Err("1..=65536 (queue ids of a ConsumeQueue store are 0..=65535)")
+    }
+}
+
 fn non_empty(v: &str) -> Parsed<String> {
     if v.is_empty() {
         return Err("a non-empty string");
@@ -227,6 +249,10 @@ fn positive<T: std::str::FromStr + Default + PartialOrd>(v: &str) -> Parsed<T> {
         return Err("a positive number");
     }
     Ok(n)
+}
+
+fn seconds(v: &str) -> Parsed<Duration> {
+    Ok(Duration::from_secs(num(v)?))
 }
 
 fn ms(v: &str) -> Parsed<Duration> {

@@ -8,11 +8,20 @@
 //!
 //! Every connection is listed in its loop's [`Connections`] until both of its tasks have
 //! ended, so the loop can end them before it stops (see [`Connections::close_all`]).
+//!
+//! Limits ([`ConnLimits`]): the writer keeps taking items off the outbox while a write is
+//! in flight and encodes them into its next buffer, so the bytes queued for a connection
+//! are known exactly ([`Backlog`]); above `max_queued_bytes` the reader stops reading
+//! requests until the writer has drained to half of it. A client that pipelines requests
+//! and never reads its answers thus holds at most about that many bytes (plus what its
+//! requests already read produce). Connections idle past `idle_timeout` are shut down by
+//! [`Connections::close_idle`], the same way `close_all` ends them.
 
-use std::cell::RefCell;
+use std::cell::{Cell, RefCell};
 use std::collections::HashMap;
 use std::net::SocketAddr;
 use std::rc::Rc;
+use std::sync::atomic::{AtomicUsize, Ordering};
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
@@ -22,7 +31,7 @@ use tokio::sync::Notify;
 use tokio_uring::buf::BoundedBuf;
 use tokio_uring::net::TcpStream;
 
-use super::service::{Conn, Service};
+use super::service::{Conn, ConnLimits, Service};
 use crate::command::RemotingCommand;
 use crate::frame::{encode_frame, FrameDecoder};
 
@@ -38,17 +47,33 @@ const READ_CHUNK: usize = 64 * 1024;
 /// with "corrupted double-linked list"). So a loop must not end while one of its reads or
 /// writes is in flight: [`Connections::close_all`] shuts every socket down, which completes
 /// the reads and writes pending on it, and waits until every connection's tasks have ended.
-#[derive(Default)]
 pub struct Connections {
     live: RefCell<HashMap<u64, Live>>,
     /// Notified when the last connection leaves `live`.
     none_left: Notify,
+    /// Open connections over every loop of the server.
+    total: Arc<AtomicUsize>,
 }
 
 struct Live {
     stream: Rc<TcpStream>,
     /// Tells the connection's writer to stop.
     closed: Rc<Notify>,
+    /// When a read or write of this connection last completed.
+    last_active: Rc<Cell<Instant>>,
+}
+
+/// Bytes encoded for one connection and not yet written; loop-local (reader and writer
+/// are tasks of one thread).
+#[derive(Default)]
+struct Backlog {
+    queued: Cell<usize>,
+    /// Notified when `queued` falls to half the limit, or the writer ends.
+    drained: Notify,
+    writer_gone: Cell<bool>,
+    /// Requests being served in tasks of their own (parked), and a wake-up when one ends.
+    parked: Cell<usize>,
+    unparked: Notify,
 }
 
 /// Held by a connection's reader and writer tasks: the connection leaves the table when
@@ -61,7 +86,9 @@ struct Registration {
 impl Drop for Registration {
     fn drop(&mut self) {
         let mut live = self.conns.live.borrow_mut();
-        live.remove(&self.id);
+        if live.remove(&self.id).is_some() {
+            self.conns.total.fetch_sub(1, Ordering::AcqRel);
+        }
         if live.is_empty() {
             self.conns.none_left.notify_waiters();
         }
@@ -69,6 +96,20 @@ impl Drop for Registration {
 }
 
 impl Connections {
+    /// The connections of one loop; `total` counts those of every loop of the server.
+    pub fn new(total: Arc<AtomicUsize>) -> Self {
+        Connections {
+            live: RefCell::default(),
+            none_left: Notify::new(),
+            total,
+        }
+    }
+
+    /// Open connections over every loop.
+    pub fn total(&self) -> usize {
+        self.total.load(Ordering::Acquire)
+    }
+
     /// Lists the accepted `stream` and starts serving it on this loop.
     pub fn serve<S: Service>(
         self: &Rc<Self>,
@@ -79,18 +120,47 @@ impl Connections {
     ) {
         let stream = Rc::new(stream);
         let closed = Rc::new(Notify::new());
+        let last_active = Rc::new(Cell::new(Instant::now()));
+        self.total.fetch_add(1, Ordering::AcqRel);
         self.live.borrow_mut().insert(
             id,
             Live {
                 stream: stream.clone(),
                 closed: closed.clone(),
+                last_active: last_active.clone(),
             },
         );
         let reg = Rc::new(Registration {
             conns: self.clone(),
             id,
         });
-        tokio_uring::spawn(serve(svc, stream, peer, id, closed, reg));
+        let tasks = Tasks {
+            closed,
+            reg,
+            last_active,
+            backlog: Rc::new(Backlog::default()),
+        };
+        tokio_uring::spawn(serve(svc, stream, peer, id, tasks));
+    }
+
+    /// Shuts down every connection with no read or write completed for `idle`; returns
+    /// how many. Their tasks end as in [`Connections::close_all`].
+    pub fn close_idle(&self, idle: Duration) -> usize {
+        let now = Instant::now();
+        let mut closed = 0;
+        for (id, l) in self.live.borrow().iter() {
+            if now.duration_since(l.last_active.get()) > idle {
+                tracing::info!(
+                    conn = id,
+                    idle_secs = idle.as_secs(),
+                    "closing idle connection"
+                );
+                let _ = l.stream.shutdown(std::net::Shutdown::Both);
+                l.closed.notify_one();
+                closed += 1;
+            }
+        }
+        closed
     }
 
     /// Shuts every connection down and waits until all their tasks have ended. Call it
@@ -126,33 +196,71 @@ impl Connections {
     }
 }
 
+/// What a connection's reader and writer tasks share.
+#[derive(Clone)]
+struct Tasks {
+    closed: Rc<Notify>,
+    reg: Rc<Registration>,
+    last_active: Rc<Cell<Instant>>,
+    backlog: Rc<Backlog>,
+}
+
+/// Waits while more than `max` bytes are queued for the connection. False when the
+/// writer has ended (the connection is going away).
+async fn wait_for_drain(backlog: &Backlog, max: usize) -> bool {
+    loop {
+        // Created before the check, so a notification in between is not missed.
+        let drained = backlog.drained.notified();
+        if backlog.writer_gone.get() {
+            return false;
+        }
+        if backlog.queued.get() <= max {
+            return true;
+        }
+        drained.await;
+    }
+}
+
 async fn serve<S: Service>(
     svc: Arc<S>,
     stream: Rc<TcpStream>,
     peer: SocketAddr,
     id: u64,
-    closed: Rc<Notify>,
-    reg: Rc<Registration>,
+    tasks: Tasks,
 ) {
     let _ = stream.set_nodelay(true);
     let (tx, rx) = unbounded_channel();
     let conn = Arc::new(Conn::new(id, peer, tx));
+    let limits = svc.limits();
     let writer = tokio_uring::spawn(write_loop(
         svc.clone(),
         stream.clone(),
         rx,
-        closed.clone(),
-        reg.clone(),
+        tasks.clone(),
+        limits,
     ));
+    let Tasks {
+        closed,
+        reg,
+        last_active,
+        backlog,
+    } = tasks;
     let mut decoder = FrameDecoder::new(svc.max_frame_size());
     let mut buf = BytesMut::with_capacity(READ_CHUNK);
     'read: loop {
+        if backlog.queued.get() > limits.max_queued_bytes {
+            tracing::debug!(%peer, queued = backlog.queued.get(), "client is not reading its answers; pausing reads");
+            if !wait_for_drain(&backlog, limits.max_queued_bytes / 2).await {
+                break;
+            }
+        }
         if buf.capacity() - buf.len() < READ_CHUNK / 4 {
             buf.reserve(READ_CHUNK);
         }
         let len = buf.len();
         let (res, slice) = stream.read(buf.slice(len..)).await;
         buf = slice.into_inner();
+        last_active.set(Instant::now());
         match res {
             Ok(0) => break,
             Ok(_) => {}
@@ -163,6 +271,13 @@ async fn serve<S: Service>(
         }
         let mut batch = Vec::new();
         loop {
+            // Answers pile up unread: decode nothing more until the writer drains.
+            if backlog.queued.get() > limits.max_queued_bytes {
+                submit(&svc, &conn, std::mem::take(&mut batch));
+                if !wait_for_drain(&backlog, limits.max_queued_bytes / 2).await {
+                    break 'read;
+                }
+            }
             match decoder.decode(&mut buf) {
                 Ok(Some(cmd)) => {
                     tracing::trace!(%peer, code = cmd.code, opaque = cmd.opaque, ext = ?cmd.ext_fields, "request");
@@ -172,11 +287,30 @@ async fn serve<S: Service>(
                     if svc.is_batched(cmd.code) {
                         batch.push(cmd);
                     } else if svc.may_park(cmd.code) {
-                        let (svc, conn) = (svc.clone(), conn.clone());
+                        loop {
+                            // Created before the checks, so no wake-up is missed; the
+                            // writer's end also wakes `drained`.
+                            let unparked = backlog.unparked.notified();
+                            let gone = backlog.drained.notified();
+                            if backlog.writer_gone.get() {
+                                break 'read;
+                            }
+                            if backlog.parked.get() < limits.max_parked_requests {
+                                break;
+                            }
+                            tokio::select! {
+                                _ = unparked => {}
+                                _ = gone => {}
+                            }
+                        }
+                        backlog.parked.set(backlog.parked.get() + 1);
+                        let (svc, conn, backlog) = (svc.clone(), conn.clone(), backlog.clone());
                         tokio_uring::spawn(async move {
                             if let Some(resp) = S::process(&svc, &conn, cmd).await {
                                 conn.send(resp);
                             }
+                            backlog.parked.set(backlog.parked.get() - 1);
+                            backlog.unparked.notify_waiters();
                         });
                     } else if let Some(resp) = S::process(&svc, &conn, cmd).await {
                         conn.send(resp);
@@ -208,29 +342,74 @@ fn submit<S: Service>(svc: &Arc<S>, conn: &Arc<Conn<S::Outgoing>>, batch: Vec<Re
 async fn write_loop<S: Service>(
     svc: Arc<S>,
     stream: Rc<TcpStream>,
-    mut rx: UnboundedReceiver<S::Outgoing>,
-    closed: Rc<Notify>,
-    _reg: Rc<Registration>,
+    rx: UnboundedReceiver<S::Outgoing>,
+    tasks: Tasks,
+    limits: ConnLimits,
 ) {
+    write_until_done(&*svc, &stream, rx, &tasks, limits).await;
+    // The reader may be waiting for a drain that will not come.
+    tasks.backlog.writer_gone.set(true);
+    tasks.backlog.queued.set(0);
+    tasks.backlog.drained.notify_waiters();
+}
+
+/// Writes everything queued with one write at a time. While a write is in flight, items
+/// keep coming off the outbox and are encoded into the next buffer, so `backlog` always
+/// holds the exact number of bytes not yet written. The write future is never dropped
+/// before it completes (see [`Connections`]).
+async fn write_until_done<S: Service>(
+    svc: &S,
+    stream: &TcpStream,
+    mut rx: UnboundedReceiver<S::Outgoing>,
+    tasks: &Tasks,
+    limits: ConnLimits,
+) {
+    let backlog = &tasks.backlog;
     let mut out = BytesMut::with_capacity(READ_CHUNK);
+    let mut spare = BytesMut::new();
+    let mut open = true;
     loop {
-        let first = tokio::select! {
-            item = rx.recv() => match item {
-                Some(item) => item,
-                None => return,
-            },
-            _ = closed.notified() => return,
-        };
-        svc.encode(first, &mut out);
+        if out.is_empty() {
+            if !open {
+                return;
+            }
+            let first = tokio::select! {
+                item = rx.recv() => match item {
+                    Some(item) => item,
+                    None => return,
+                },
+                _ = tasks.closed.notified() => return,
+            };
+            svc.encode(first, &mut out);
+        }
         while let Ok(more) = rx.try_recv() {
             svc.encode(more, &mut out);
-            if out.len() > 4 * READ_CHUNK {
-                break;
-            }
         }
-        let (res, buf) = stream.write_all(out).await;
-        out = buf;
-        out.clear();
+        let writing = out.len();
+        backlog.queued.set(writing);
+        let mut next = std::mem::take(&mut spare);
+        let write = stream.write_all(out);
+        tokio::pin!(write);
+        let (res, buf) = loop {
+            tokio::select! {
+                done = &mut write => break done,
+                item = rx.recv(), if open => match item {
+                    Some(item) => {
+                        svc.encode(item, &mut next);
+                        backlog.queued.set(writing + next.len());
+                    }
+                    None => open = false,
+                },
+            }
+        };
+        tasks.last_active.set(Instant::now());
+        spare = buf;
+        spare.clear();
+        out = next;
+        backlog.queued.set(out.len());
+        if out.len() <= limits.max_queued_bytes / 2 {
+            backlog.drained.notify_waiters();
+        }
         if res.is_err() {
             return;
         }

@@ -16,7 +16,7 @@ use std::io;
 use std::net::SocketAddr;
 use std::os::fd::AsRawFd;
 use std::rc::Rc;
-use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::atomic::{AtomicU64, AtomicUsize, Ordering};
 use std::sync::Arc;
 use std::thread::JoinHandle;
 use std::time::{Duration, Instant};
@@ -24,9 +24,27 @@ use std::time::{Duration, Instant};
 use tokio::sync::watch;
 
 pub use conn::put;
-pub use service::{Conn, Service};
+pub use service::{Conn, ConnLimits, Service};
 
 static NEXT_CONN_ID: AtomicU64 = AtomicU64::new(1);
+/// Connections closed at accept because the server was full.
+static REFUSED_CONNS: AtomicU64 = AtomicU64::new(0);
+
+/// Closes the idle connections of one loop every so often, until `stop` changes.
+async fn close_idle_until_stopped(
+    conns: Rc<conn::Connections>,
+    idle: Duration,
+    mut stop: watch::Receiver<bool>,
+) {
+    let every = (idle / 4).clamp(Duration::from_millis(10), Duration::from_secs(10));
+    loop {
+        tokio::select! {
+            _ = tokio::time::sleep(every) => {}
+            _ = stop.changed() => return,
+        }
+        conns.close_idle(idle);
+    }
+}
 
 /// The listening sockets, one per network core, bound before the service starts so that a
 /// port of 0 is resolved first (the broker advertises its real address in routes and
@@ -102,6 +120,16 @@ async fn accept_until_stopped<S: Service>(
         };
         match accepted {
             Ok((stream, peer)) => {
+                let max = svc.limits().max_connections;
+                if conns.total() >= max {
+                    // Closed as it drops: nothing was submitted on it yet.
+                    let refused = REFUSED_CONNS.fetch_add(1, Ordering::Relaxed);
+                    if refused.is_power_of_two() || refused == 0 {
+                        tracing::warn!(%peer, max, refused = refused + 1, "connection limit reached (maxConnections); closing new connection");
+                    }
+                    drop(stream);
+                    continue;
+                }
                 let id = NEXT_CONN_ID.fetch_add(1, Ordering::Relaxed);
                 conns.serve(svc.clone(), stream, peer, id);
             }
@@ -130,12 +158,14 @@ impl Loops {
             local_addr,
         } = bound;
         let (stop, stop_rx) = watch::channel(false);
+        let total = Arc::new(AtomicUsize::new(0));
         let mut threads = Vec::new();
         for (i, std_listener) in listeners.into_iter().enumerate() {
             let core = placement.cores[i];
             let pin = placement.pin;
             let svc = svc.clone();
             let mut stop_rx = stop_rx.clone();
+            let total = total.clone();
             let thread = std::thread::Builder::new()
                 .name(format!("ringmq-net-{i}"))
                 .spawn(move || {
@@ -144,7 +174,14 @@ impl Loops {
                     }
                     tokio_uring::start(async move {
                         let listener = tokio_uring::net::TcpListener::from_std(std_listener);
-                        let conns = Rc::new(conn::Connections::default());
+                        let conns = Rc::new(conn::Connections::new(total));
+                        if let Some(idle) = svc.limits().idle_timeout {
+                            tokio_uring::spawn(close_idle_until_stopped(
+                                conns.clone(),
+                                idle,
+                                stop_rx.clone(),
+                            ));
+                        }
                         accept_until_stopped(&listener, &svc, &conns, &mut stop_rx).await;
                         // Give in-flight requests a moment to be answered before the loop ends.
                         let deadline = Instant::now() + Duration::from_secs(2);

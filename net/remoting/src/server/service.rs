@@ -9,6 +9,7 @@
 use std::future::Future;
 use std::net::SocketAddr;
 use std::sync::Arc;
+use std::time::Duration;
 
 use bytes::BytesMut;
 use tokio::sync::mpsc::UnboundedSender;
@@ -50,6 +51,38 @@ pub trait Service: Send + Sync + Sized + 'static {
 
     /// Requests accepted but not yet answered; a stopping loop waits (briefly) for them.
     fn in_flight(&self) -> usize;
+
+    /// What the loops allow a client (connections, idle time, queued answers).
+    fn limits(&self) -> ConnLimits {
+        ConnLimits::default()
+    }
+}
+
+/// What the network loops allow clients, so that none can exhaust the broker.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct ConnLimits {
+    /// Open connections over all loops; one more is closed as soon as it is accepted.
+    pub max_connections: usize,
+    /// A connection with no read or write completed for this long is closed
+    /// (RocketMQ's `serverChannelMaxIdleTimeSeconds`); None: never.
+    pub idle_timeout: Option<Duration>,
+    /// Answers encoded and not yet written to one connection: above this the connection
+    /// stops reading requests until its writer has drained to half of it.
+    pub max_queued_bytes: usize,
+    /// Requests of one connection served in tasks of their own (long-poll pulls) and not
+    /// yet answered: at this many the connection stops reading until one is answered.
+    pub max_parked_requests: usize,
+}
+
+impl Default for ConnLimits {
+    fn default() -> Self {
+        ConnLimits {
+            max_connections: 10_000,
+            idle_timeout: Some(Duration::from_secs(120)),
+            max_queued_bytes: 32 << 20,
+            max_parked_requests: 1024,
+        }
+    }
 }
 
 /// The connection a request arrived on.
