@@ -30,7 +30,8 @@ fn delayed(body: &str, level: &str) -> Message {
 /// The record waiting in the schedule queue of `level` at `offset`.
 fn scheduled(c: &PullConsumer, level: i32, offset: i64) -> ReceivedMessage {
     let mq = MessageQueue::new(SCHEDULE_TOPIC, "broker-a", level - 1);
-    let r = c.pull(&mq, offset, 1, None).unwrap();
+    // Long-poll: indexing is asynchronous, the record may not be dispatched yet.
+    let r = c.pull(&mq, offset, 1, Some(Duration::from_secs(5))).unwrap();
     assert_eq!(r.status, PullStatus::Found, "nothing at {level}/{offset}");
     r.messages.into_iter().next().unwrap()
 }
@@ -62,7 +63,7 @@ fn delayed_messages_arrive_after_their_level() {
 
     let c = PullConsumer::connect(&broker.addr, "cg").unwrap();
     // Only the undelayed message is in the topic at first.
-    let first = c.pull(&mq, 0, 32, None).unwrap();
+    let first = c.pull(&mq, 0, 32, Some(Duration::from_secs(5))).unwrap();
     assert_eq!(first.status, PullStatus::Found);
     assert_eq!(first.messages.len(), 1);
     assert_eq!(&first.messages[0].body[..], b"now");
