@@ -216,9 +216,10 @@ impl Shared {
     }
 
     fn report(&self, stream: &mut TcpStream, end: i64) -> io::Result<()> {
-        stream.write_all(&encode_report(end))?;
+        // Published before the write: once the master has the report (and may answer a
+        // send), `acked_offset` already says so. A failed write ends the session anyway.
         self.acked.store(end, Ordering::Release);
-        Ok(())
+        stream.write_all(&encode_report(end))
     }
 
     /// Hands one chunk to the store's writer; the receiver yields the new log end.
