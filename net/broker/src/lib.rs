@@ -13,6 +13,8 @@
 //! | `send_back` | CONSUMER_SEND_MSG_BACK: failed messages to `%RETRY%`/`%DLQ%` |
 //! | `schedule` | delayed delivery out of `SCHEDULE_TOPIC_XXXX` (masters only) |
 //! | `admin` | topic admin, GET_ALL_*, route, cluster and runtime info |
+//! | `admin_ops/` | mqadmin's requests: delete topic, groups, topic and consume stats, connections, view message, reset offset, broker config |
+//! | `metrics/` | per-topic counters, TPS, the Prometheus endpoint |
 //! | `route` | which processor serves which request code |
 //! | `conn` | the connection a request came on, its outbox items, shared answers |
 //! | `server` | the broker as a remoting `Service`; `Server`: broker + network loops |
@@ -24,11 +26,13 @@
 //! and come back as completions (see `send`).
 
 pub mod admin;
+pub mod admin_ops;
 pub mod clients;
 pub mod config;
 pub mod conn;
 pub mod locks;
 pub mod metasync;
+pub mod metrics;
 pub mod node;
 pub mod offsets;
 pub mod pull;
@@ -81,6 +85,8 @@ pub struct Broker {
     pub locks: locks::RebalanceLocks,
     pub holds: Arc<PullHold>,
     pub stats: Stats,
+    pub metrics: metrics::Metrics,
+    pub ops: admin_ops::OpsState,
     pub started: Instant,
     stopping: Arc<AtomicBool>,
     housekeeping: Mutex<Option<JoinHandle<()>>>,
@@ -133,6 +139,8 @@ impl Broker {
             locks: locks::RebalanceLocks::default(),
             holds,
             stats: Stats::default(),
+            metrics: metrics::Metrics::default(),
+            ops: admin_ops::OpsState::default(),
             started: Instant::now(),
             stopping: Arc::new(AtomicBool::new(false)),
             housekeeping: Mutex::new(None),
@@ -149,6 +157,9 @@ impl Broker {
                 let mut last = Instant::now();
                 while !stopping.load(Ordering::Acquire) {
                     std::thread::sleep(Duration::from_millis(100));
+                    if let Some(b) = weak.upgrade() {
+                        b.metrics.sample(admin_ops::totals(&b));
+                    }
                     if last.elapsed() < OFFSET_PERSIST_INTERVAL {
                         continue;
                     }

@@ -67,6 +67,7 @@ pub fn submit_turn(b: &Arc<Broker>, conn: &Arc<ConnInfo>, requests: Vec<Remoting
     // Under SYNC_MASTER the answer also waits for slaves (unless every message said WAIT=false).
     let replication = if wait { b.replication().cloned() } else { None };
     let timeout = b.cfg.sync_flush_timeout;
+    let tally = b.metrics.tally(&messages);
     b.store.put(AppendRequest {
         messages,
         wait_durable: wait,
@@ -76,6 +77,9 @@ pub fn submit_turn(b: &Arc<Broker>, conn: &Arc<ConnInfo>, requests: Vec<Remoting
                 let _ = outbox.send(Outgoing::Sends(ctxs, outcome, replica));
             };
             let stored = matches!(outcome.status, PutStatus::Ok | PutStatus::FlushDiskTimeout);
+            if stored {
+                tally.commit();
+            }
             match replication {
                 Some(r) if stored => {
                     let deadline = std::time::Instant::now() + timeout;
@@ -444,6 +448,7 @@ pub fn responses(
             Some(format!("store not available: {why}")),
         ),
     };
+    b.metrics.send_failures.count(code, ctxs.len() as u64);
     let stored = !outcome.appended.is_empty();
     if stored {
         b.stats

@@ -66,6 +66,23 @@ code_table! {
         GET_ROUTEINFO_BY_TOPIC = 105,
         GET_BROKER_CLUSTER_INFO = 106,
         GET_ALL_SUBSCRIPTIONGROUP_CONFIG = 201,
+        // mqadmin's broker requests (issue 15).
+        UPDATE_BROKER_CONFIG = 25,
+        GET_BROKER_CONFIG = 26,
+        UPDATE_AND_CREATE_SUBSCRIPTIONGROUP = 200,
+        GET_TOPIC_STATS_INFO = 202,
+        GET_CONSUMER_CONNECTION_LIST = 203,
+        GET_PRODUCER_CONNECTION_LIST = 204,
+        /// Name server.
+        GET_ALL_TOPIC_LIST_FROM_NAMESERVER = 206,
+        DELETE_SUBSCRIPTIONGROUP = 207,
+        GET_CONSUME_STATS = 208,
+        DELETE_TOPIC_IN_BROKER = 215,
+        /// Name server.
+        DELETE_TOPIC_IN_NAMESRV = 216,
+        /// Broker → client, oneway.
+        RESET_CONSUMER_CLIENT_OFFSET = 220,
+        INVOKE_BROKER_TO_RESET_OFFSET = 222,
         /// Broker → client.
         GET_CONSUMER_RUNNING_INFO = 307,
         /// Broker → client.
