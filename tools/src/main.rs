@@ -1,6 +1,7 @@
 //! `ringmq`: the one binary. Subcommands: `broker`, `bench` (the load generator) and
-//! `compare` (the report of two or more saved runs).
+//! `compare` (the report of two or more saved runs), `admin` (mqadmin's commands).
 
+mod admin;
 mod bench;
 mod broker_cmd;
 mod report;
@@ -27,6 +28,8 @@ enum Command {
     Bench(bench::BenchArgs),
     /// Compare two or more saved runs: markdown table and latency chart.
     Compare(report::compare::CompareArgs),
+    /// mqadmin's commands: topics, groups, consumer progress, broker status and config.
+    Admin(admin::AdminArgs),
 }
 
 fn main() {
@@ -42,6 +45,7 @@ fn main() {
         Command::Broker(args) => broker_cmd::run(args),
         Command::Bench(args) => bench::run(args),
         Command::Compare(args) => report::compare::run(args),
+        Command::Admin(args) => admin::run(args),
     };
     std::process::exit(code);
 }
