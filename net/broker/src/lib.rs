@@ -178,6 +178,10 @@ impl Broker {
                 .map_err(|e| ringmq_engine::Error::io("spawn schedule service", e))?;
             *lock(&broker.schedule) = Some(service);
         }
+        broker
+            .metrics
+            .start_exporter(&broker)
+            .map_err(|e| ringmq_engine::Error::io("start the metrics exporter", e))?;
         Ok(broker)
     }
 
@@ -201,6 +205,7 @@ impl Broker {
             return Ok(());
         }
         self.holds.wake_all();
+        self.metrics.stop_exporter();
         if let Some(h) = lock(&self.housekeeping).take() {
             let _ = h.join();
         }

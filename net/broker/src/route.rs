@@ -26,12 +26,16 @@ pub async fn process(
     req: RemotingCommand,
 ) -> Option<RemotingCommand> {
     let oneway = req.is_oneway();
+    let started = std::time::Instant::now();
     let result = match req.code {
         rq::PULL_MESSAGE | rq::LITE_PULL_MESSAGE => pull::process(b, &req).await,
         rq::CONSUMER_SEND_MSG_BACK => send_back::consumer_send_msg_back(b, &req).await,
         other => sync_process(b, conn, other, &req),
     };
     let response = result.unwrap_or_else(|e| header_error(&req, &e));
+    b.metrics
+        .rpc
+        .record(req.code, response.code, started.elapsed());
     (!oneway).then_some(response)
 }
 

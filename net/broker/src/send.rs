@@ -67,7 +67,7 @@ pub fn submit_turn(b: &Arc<Broker>, conn: &Arc<ConnInfo>, requests: Vec<Remoting
     // Under SYNC_MASTER the answer also waits for slaves (unless every message said WAIT=false).
     let replication = if wait { b.replication().cloned() } else { None };
     let timeout = b.cfg.sync_flush_timeout;
-    let tally = b.metrics.tally(&messages);
+    let tally = b.metrics.tally(&messages, n);
     b.store.put(AppendRequest {
         messages,
         wait_durable: wait,

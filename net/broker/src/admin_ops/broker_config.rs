@@ -219,6 +219,15 @@ pub fn config_properties(c: &BrokerConfig) -> BTreeMap<String, String> {
         ("pinThreads", c.pin_threads.to_string()),
         ("tailRingBytes", c.tail_ring_bytes.to_string()),
         ("writerSpinMicros", c.writer_spin_us.to_string()),
+        ("metricsExporterType", c.metrics_exporter_type.clone()),
+        (
+            "metricsPromExporterHost",
+            c.metrics_prom_exporter_host.clone(),
+        ),
+        (
+            "metricsPromExporterPort",
+            c.metrics_prom_exporter_port.to_string(),
+        ),
     ];
     pairs.into_iter().map(|(k, v)| (k.to_string(), v)).collect()
 }

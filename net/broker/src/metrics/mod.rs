@@ -4,20 +4,28 @@
 //! | --- | --- | --- |
 //! | `counters` | per-topic and per-(topic, group) message/byte counters, send failure counts | network cores (add), scrape thread (read) |
 //! | `tps` | 10 s / 60 s / 600 s rates for GET_BROKER_RUNTIME_INFO | housekeeping thread (sample) |
+//! | `rpc` | `rocketmq_rpc_latency` histograms by request and response code | network cores, writer callback |
+//! | `prom` | the `/metrics` document (RocketMQ 5 names and labels, `ringmq_` extras) | scrape thread |
+//! | `exporter` | the HTTP endpoint, on its own thread | `ringmq-metrics` thread |
 //!
 //! Counting on the hot path is a read-locked map look-up and relaxed atomic adds; all
 //! sums, gauges (lag, storage, connections) and formatting happen when someone asks.
 
 pub mod counters;
+pub mod exporter;
+pub mod prom;
+pub mod rpc;
 pub mod tps;
 
 use std::sync::atomic::{AtomicU64, Ordering};
-use std::sync::{Arc, RwLock};
+use std::sync::{Arc, Mutex, OnceLock, RwLock};
 use std::time::Instant;
 
 use ringmq_engine::record::MessageToStore;
-use ringmq_engine::sync::{read, write};
+use ringmq_engine::sync::{lock, read, write};
 use ringmq_engine::GetResult;
+use ringmq_ha::{SlaveInfo, SlaveTable};
+use ringmq_remoting::codes::request_code;
 
 use counters::{Flow, FlowMap, SendFailures};
 use tps::{Totals, TpsSampler};
@@ -33,23 +41,39 @@ pub struct Metrics {
     pub got_bytes: AtomicU64,
     pub send_failures: SendFailures,
     pub tps: TpsSampler,
+    pub rpc: Arc<rpc::RpcLatency>,
+    /// A master's slaves (set by the node once HA is up), for per-slave lag.
+    slave_table: OnceLock<Arc<SlaveTable>>,
+    exporter: Mutex<Option<exporter::Exporter>>,
 }
 
-/// What one network turn's sends put, per topic, counted once the writer stored them.
-pub struct PutTally(Vec<(Arc<Flow>, u64, u64)>);
+/// What one network turn's sends put, per topic, counted once the writer stored them;
+/// also when the turn was handed to the writer, for the send latency.
+pub struct PutTally {
+    flows: Vec<(Arc<Flow>, u64, u64)>,
+    requests: usize,
+    started: Instant,
+    rpc: Arc<rpc::RpcLatency>,
+}
 
 impl PutTally {
-    /// Adds the tallied messages and bytes to their topics (the store took them).
+    /// Adds the tallied messages and bytes to their topics and books each request's
+    /// hand-off-to-stored latency (the store took them).
     pub fn commit(&self) {
-        for (flow, messages, bytes) in &self.0 {
+        for (flow, messages, bytes) in &self.flows {
             flow.add(*messages, *bytes);
+        }
+        let took = self.started.elapsed();
+        for _ in 0..self.requests {
+            self.rpc.record(request_code::SEND_MESSAGE_V2, 0, took);
         }
     }
 }
 
 impl Metrics {
-    /// Tallies `messages` per topic (runs of one topic share one look-up).
-    pub fn tally(&self, messages: &[MessageToStore]) -> PutTally {
+    /// Tallies `messages` of `requests` send requests per topic (runs of one topic share
+    /// one look-up).
+    pub fn tally(&self, messages: &[MessageToStore], requests: usize) -> PutTally {
         let mut out: Vec<(Arc<Flow>, u64, u64)> = Vec::with_capacity(1);
         let mut last: Option<&str> = None;
         for m in messages {
@@ -65,7 +89,12 @@ impl Metrics {
             t.1 += 1;
             t.2 += m.body.len() as u64;
         }
-        PutTally(out)
+        PutTally {
+            flows: out,
+            requests,
+            started: Instant::now(),
+            rpc: Arc::clone(&self.rpc),
+        }
     }
 
     /// Counts a pull's answer (only FOUND carries messages).
@@ -99,6 +128,41 @@ impl Metrics {
             .collect();
         v.sort();
         v
+    }
+
+    /// Gives the metrics a master's slave table (per-slave replication lag).
+    pub fn set_slave_table(&self, table: Arc<SlaveTable>) {
+        let _ = self.slave_table.set(table);
+    }
+
+    pub fn slaves(&self) -> Vec<SlaveInfo> {
+        self.slave_table
+            .get()
+            .map(|t| t.slaves())
+            .unwrap_or_default()
+    }
+
+    /// Starts `/metrics` when `metricsExporterType=PROM` (once; later calls do nothing).
+    pub fn start_exporter(&self, b: &Arc<crate::Broker>) -> std::io::Result<()> {
+        if !b.cfg.metrics_exporter_type.eq_ignore_ascii_case("PROM") {
+            return Ok(());
+        }
+        let mut slot = lock(&self.exporter);
+        if slot.is_none() {
+            *slot = Some(exporter::Exporter::start(b)?);
+        }
+        Ok(())
+    }
+
+    /// Where `/metrics` is served, if it is.
+    pub fn exporter_addr(&self) -> Option<std::net::SocketAddr> {
+        lock(&self.exporter).as_ref().map(exporter::Exporter::addr)
+    }
+
+    /// Stops `/metrics` (broker shutdown); joins its thread.
+    pub fn stop_exporter(&self) {
+        let e = lock(&self.exporter).take();
+        drop(e);
     }
 
     /// Keeps a one-second sample of `totals` for the TPS windows.
