@@ -73,7 +73,10 @@ pub fn cluster_list(admin: &Admin, a: &ClusterList) -> CmdResult {
                     "version": t.get("brokerVersionDesc").cloned().unwrap_or_default(),
                     "inTps": first_rate(&t, "putTps"),
                     "outTps": first_rate(&t, "getTransferedTps"),
-                    "space": t.get("commitLogDiskRatio").cloned().unwrap_or_default(),
+                    "space": t
+                        .get("commitLogDiskRatio")
+                        .and_then(|r| r.parse::<f64>().ok())
+                        .map_or_else(String::new, |r| format!("{r:.4}")),
                 });
                 let s = |k: &str| r[k].as_str().map_or(r[k].to_string(), str::to_string);
                 text.push_str(&row(

@@ -165,8 +165,10 @@ impl Metrics {
         drop(e);
     }
 
-    /// Keeps a one-second sample of `totals` for the TPS windows.
+    /// Keeps a one-second sample of `totals` for the TPS windows and the day marks.
     pub fn sample(&self, totals: Totals) {
         self.tps.sample(Instant::now(), totals);
+        self.tps
+            .mark_day(ringmq_engine::clock::now_millis(), totals);
     }
 }

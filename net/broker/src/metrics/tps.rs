@@ -25,9 +25,44 @@ pub struct Totals {
 #[derive(Debug, Default)]
 pub struct TpsSampler {
     samples: Mutex<VecDeque<(Instant, Totals)>>,
+    days: Mutex<Days>,
 }
 
+/// The totals at the start of today and of yesterday (UTC days; Java uses local time),
+/// for `msgPutTotalTodayMorning` and friends. A broker started today had 0 then.
+#[derive(Debug, Default, Clone, Copy, PartialEq)]
+pub struct Days {
+    /// Days since 1970-01-01 of the last sample (0: none yet).
+    day: i64,
+    pub today_morning: Totals,
+    pub yesterday_morning: Totals,
+}
+
+const DAY_MS: i64 = 86_400_000;
+
 impl TpsSampler {
+    /// Moves the day marks when `now_ms` falls on a new day: today's morning becomes
+    /// yesterday's and `totals` today's.
+    pub fn mark_day(&self, now_ms: i64, totals: Totals) {
+        let day = now_ms.div_euclid(DAY_MS);
+        let mut d = lock(&self.days);
+        if d.day == 0 {
+            d.day = day;
+        } else if day > d.day {
+            d.yesterday_morning = if day == d.day + 1 {
+                d.today_morning
+            } else {
+                totals
+            };
+            d.today_morning = totals;
+            d.day = day;
+        }
+    }
+
+    pub fn days(&self) -> Days {
+        *lock(&self.days)
+    }
+
     /// Records `now`'s totals unless the last sample is younger than a second.
     pub fn sample(&self, now: Instant, totals: Totals) {
         let mut s = lock(&self.samples);
@@ -78,6 +113,34 @@ pub fn format_rates(r: [f64; 3]) -> String {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn day_marks_move_at_midnight() {
+        let s = TpsSampler::default();
+        let t = |put| Totals {
+            put,
+            got: 0,
+            got_bytes: 0,
+        };
+        s.mark_day(10 * DAY_MS + 5, t(3));
+        assert_eq!(
+            s.days().today_morning,
+            t(0),
+            "started today: 0 this morning"
+        );
+        s.mark_day(11 * DAY_MS + 1, t(40));
+        assert_eq!(
+            (s.days().today_morning, s.days().yesterday_morning),
+            (t(40), t(0))
+        );
+        s.mark_day(11 * DAY_MS + 9, t(50));
+        assert_eq!(s.days().today_morning, t(40));
+        s.mark_day(12 * DAY_MS, t(90));
+        assert_eq!(
+            (s.days().today_morning, s.days().yesterday_morning),
+            (t(90), t(40))
+        );
+    }
 
     #[test]
     fn tps_over_windows() {
