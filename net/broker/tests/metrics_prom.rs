@@ -177,6 +177,7 @@ fn metrics_prom_counts_what_the_load_sent() {
         "rocketmq_producer_connections",
         "rocketmq_rpc_latency_bucket",
         "ringmq_ha_transfer_bytes_total",
+        "rocketmq_send_to_dlq_messages_total",
     ] {
         assert!(doc.contains(name), "{name} missing:\n{doc}");
     }

@@ -42,6 +42,10 @@ pub struct Metrics {
     pub send_failures: SendFailures,
     pub tps: TpsSampler,
     pub rpc: Arc<rpc::RpcLatency>,
+    /// Body sizes of stored messages (`rocketmq_message_size`).
+    pub message_size: Arc<SizeHist>,
+    /// Messages sent back into `%DLQ%<group>`, per group.
+    pub dlq: FlowMap<String>,
     /// A master's slaves (set by the node once HA is up), for per-slave lag.
     slave_table: OnceLock<Arc<SlaveTable>>,
     exporter: Mutex<Option<exporter::Exporter>>,
@@ -51,18 +55,45 @@ pub struct Metrics {
 /// also when the turn was handed to the writer, for the send latency.
 pub struct PutTally {
     flows: Vec<(Arc<Flow>, u64, u64)>,
+    sizes: [u64; SIZE_BOUNDS.len() + 1],
     requests: usize,
     started: Instant,
     rpc: Arc<rpc::RpcLatency>,
+    size_hist: Arc<SizeHist>,
+}
+
+/// RocketMQ's `rocketmq_message_size` bucket bounds (bytes); +Inf follows.
+pub const SIZE_BOUNDS: [u64; 6] = [1 << 10, 4 << 10, 512 << 10, 1 << 20, 2 << 20, 4 << 20];
+
+/// Non-cumulative message counts per size bucket, and the bytes in all.
+#[derive(Debug, Default)]
+pub struct SizeHist {
+    pub buckets: [AtomicU64; SIZE_BOUNDS.len() + 1],
+    pub sum: AtomicU64,
+}
+
+fn size_bucket(len: usize) -> usize {
+    SIZE_BOUNDS
+        .iter()
+        .position(|b| len as u64 <= *b)
+        .unwrap_or(SIZE_BOUNDS.len())
 }
 
 impl PutTally {
     /// Adds the tallied messages and bytes to their topics and books each request's
     /// hand-off-to-stored latency (the store took them).
     pub fn commit(&self) {
+        let mut total = 0;
         for (flow, messages, bytes) in &self.flows {
             flow.add(*messages, *bytes);
+            total += bytes;
         }
+        for (b, n) in self.size_hist.buckets.iter().zip(self.sizes) {
+            if n > 0 {
+                b.fetch_add(n, Ordering::Relaxed);
+            }
+        }
+        self.size_hist.sum.fetch_add(total, Ordering::Relaxed);
         let took = self.started.elapsed();
         for _ in 0..self.requests {
             self.rpc.record(request_code::SEND_MESSAGE_V2, 0, took);
@@ -76,7 +107,9 @@ impl Metrics {
     pub fn tally(&self, messages: &[MessageToStore], requests: usize) -> PutTally {
         let mut out: Vec<(Arc<Flow>, u64, u64)> = Vec::with_capacity(1);
         let mut last: Option<&str> = None;
+        let mut sizes = [0u64; SIZE_BOUNDS.len() + 1];
         for m in messages {
+            sizes[size_bucket(m.body.len())] += 1;
             if last != Some(m.topic.as_str()) {
                 out.push((
                     self.topics_in.get(m.topic.as_str(), || m.topic.clone()),
@@ -91,9 +124,11 @@ impl Metrics {
         }
         PutTally {
             flows: out,
+            sizes,
             requests,
             started: Instant::now(),
             rpc: Arc::clone(&self.rpc),
+            size_hist: Arc::clone(&self.message_size),
         }
     }
 

@@ -119,6 +119,46 @@ impl Collector for BrokerCollector {
             &bytes,
         )?;
 
+        {
+            let mut h = enc.encode_descriptor(
+                "rocketmq_message_size",
+                "Body sizes of stored messages, in bytes.",
+                None,
+                MetricType::Histogram,
+            )?;
+            let load =
+                |a: &std::sync::atomic::AtomicU64| a.load(std::sync::atomic::Ordering::Relaxed);
+            let mut buckets: Vec<(f64, u64)> = super::SIZE_BOUNDS
+                .iter()
+                .zip(&m.message_size.buckets)
+                .map(|(b, c)| (*b as f64, load(c)))
+                .collect();
+            buckets.push((
+                f64::INFINITY,
+                load(&m.message_size.buckets[super::SIZE_BOUNDS.len()]),
+            ));
+            let count = buckets.iter().map(|(_, c)| c).sum();
+            let labels: Labels = vec![("message_type", "Normal".into())];
+            h.encode_family(&labels)?.encode_histogram::<NoLabelSet>(
+                load(&m.message_size.sum) as f64,
+                count,
+                &buckets,
+                None,
+            )?;
+        }
+        let dlq: Vec<_> = m
+            .dlq
+            .snapshot()
+            .into_iter()
+            .map(|(g, n, _)| (vec![("consumer_group", g)], n))
+            .collect();
+        counter(
+            &mut enc,
+            "rocketmq_send_to_dlq_messages",
+            "Messages sent back into the group's dead-letter topic.",
+            &dlq,
+        )?;
+
         // Messages and bytes out, per topic and group.
         let outs = m.out_snapshot();
         let out_labels = |t: &str, g: &str| -> Labels {
