@@ -5,7 +5,7 @@ use serde_json::{json, Value};
 
 use super::format::{human_time, parse_time, row, row_str};
 use super::{Admin, CmdResult, Common, Output};
-use ringmq_broker::admin_ops::fastjson::parse_object_key_map;
+use ringmq_client::fastjson::parse_object_key_map;
 use ringmq_client::ClientError;
 use ringmq_engine::meta::SubscriptionGroupConfig;
 use ringmq_remoting::codes::{request_code as rq, response_code as rs};

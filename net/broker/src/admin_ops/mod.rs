@@ -10,19 +10,19 @@
 //! | `message` | VIEW_MESSAGE_BY_ID (33) |
 //! | `broker_config` | GET_BROKER_CONFIG (26), UPDATE_BROKER_CONFIG (25) |
 //! | `runtime` | GET_BROKER_RUNTIME_INFO (28) with rates and totals filled in |
-//! | `fastjson` | bodies keyed by `MessageQueue` objects, as fastjson writes them |
 //!
 //! Runs on: the network cores, like every other processor. Only DELETE_TOPIC_IN_BROKER
 //! may wait (up to a second, for the dispatcher to index what was already stored).
 
 mod broker_config;
 mod consume;
-pub mod fastjson;
 mod group;
 mod message;
 mod reset;
 mod runtime;
 mod topic;
+
+pub use ringmq_client::fastjson;
 
 use std::collections::BTreeMap;
 use std::sync::Mutex;

@@ -1,7 +1,8 @@
 //! Maps keyed by `MessageQueue` as fastjson writes them: the key is a JSON object, which
 //! standard JSON does not allow (`{{"brokerName":"b","queueId":0,"topic":"T"}:{...}}`).
 //! Java's `RemotingSerializable.decode` reads exactly this, so the broker writes it; the
-//! admin tool reads it back with [`parse_object_key_map`].
+//! admin tool and the push consumer (RESET_CONSUMER_CLIENT_OFFSET) read it back with
+//! [`parse_object_key_map`].
 
 use serde_json::Value;
 
