@@ -111,6 +111,37 @@ fn admin_commands_against_a_broker() {
     );
     assert!(out.contains("perm=RW-"), "{out}");
     assert!(ok(a, &["topicList"]).lines().any(|l| l == "AdminT"));
+    // -c: every master of the cluster, found through the cluster info at -n.
+    let out = ok(
+        a,
+        &[
+            "updateTopic",
+            "-c",
+            "DefaultCluster",
+            "-t",
+            "AdminC",
+            "-w",
+            "1",
+            "-r",
+            "1",
+        ],
+    );
+    assert!(
+        out.contains(&format!("create topic to {a} success.")),
+        "{out}"
+    );
+    assert_eq!(
+        json(a, &["topicList"])["topicList"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .filter(|t| *t == "AdminC")
+            .count(),
+        1
+    );
+    fails(a, &["updateTopic", "-c", "NoSuchCluster", "-t", "AdminC"]);
+    let cl = json(a, &["clusterList"]);
+    assert_eq!(cl["brokers"][0]["addr"], a);
     let route = json(a, &["topicRoute", "-t", "AdminT"]);
     assert_eq!(route["queueDatas"][0]["writeQueueNums"], 2);
     assert_eq!(route["brokerDatas"][0]["brokerAddrs"]["0"], a);
@@ -190,6 +221,8 @@ fn admin_commands_against_a_broker() {
     assert!(conns.contains("MessageModel: CLUSTERING"), "{conns}");
 
     // Broker.
+    let all = json(a, &["brokerStatus", "-c", "DefaultCluster"]);
+    assert_eq!(all[a]["msgPutTotalTodayNow"], "10", "{all}");
     let st = ok(a, &["brokerStatus", "-b", a]);
     assert!(
         st.lines()
