@@ -460,6 +460,15 @@ impl MessageStore {
         true
     }
 
+    /// Deletes every ConsumeQueue of `topic` (files included) with the dispatcher paused
+    /// between ranges, so it is not writing an entry there meanwhile. The CommitLog keeps
+    /// the records; records of `topic` not yet dispatched would make the queues again, so
+    /// callers first stop new sends and wait for [`Self::wait_dispatched`].
+    pub fn delete_topic_queues(&self, topic: &str) -> Result<usize> {
+        let _pause = self.dispatch_gate.pause();
+        self.cqs.remove_topic(topic)
+    }
+
     pub fn max_offset_in_queue(&self, topic: &str, queue_id: i32) -> i64 {
         self.cqs
             .get(topic, queue_id)

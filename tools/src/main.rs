@@ -1,6 +1,8 @@
 //! `ringmq`: the one binary. Subcommands: `broker`, `namesrv` (a RocketMQ name server),
-//! `bench` (the load generator) and `compare` (the report of two or more saved runs).
+//! `bench` (the load generator), `compare` (the report of two or more saved runs) and
+//! `admin` (mqadmin's commands).
 
+mod admin;
 mod bench;
 mod broker_cmd;
 mod namesrv_cmd;
@@ -30,6 +32,8 @@ enum Command {
     Bench(bench::BenchArgs),
     /// Compare two or more saved runs: markdown table and latency chart.
     Compare(report::compare::CompareArgs),
+    /// mqadmin's commands: topics, groups, consumer progress, broker status and config.
+    Admin(admin::AdminArgs),
 }
 
 fn main() {
@@ -46,6 +50,7 @@ fn main() {
         Command::Namesrv(args) => namesrv_cmd::run(args),
         Command::Bench(args) => bench::run(args),
         Command::Compare(args) => report::compare::run(args),
+        Command::Admin(args) => admin::run(args),
     };
     std::process::exit(code);
 }

@@ -151,6 +151,27 @@ impl ConsumeQueueStore {
             .collect()
     }
 
+    /// Forgets every queue of `topic` and deletes `<root>/<topic>/` with its files (an
+    /// admin's topic deletion). Returns how many queues were removed. The caller keeps the
+    /// dispatcher out meanwhile (see `MessageStore::delete_topic_queues`); a reader still
+    /// holding a removed queue reads its already-open files until it drops them.
+    pub fn remove_topic(&self, topic: &str) -> Result<usize> {
+        check_name(topic, 0)?;
+        let removed = self.write_map().remove(topic).unwrap_or_default();
+        // Settles what each queue still owes its files, so a flush from a snapshot taken
+        // before the removal finds nothing to do in a directory that is gone.
+        for q in removed.iter().flatten() {
+            let _ = q.flush();
+        }
+        let dir = self.root.join(topic);
+        match fs::remove_dir_all(&dir) {
+            Ok(()) => super::files::fsync_dirs(&self.root)?,
+            Err(e) if e.kind() == io::ErrorKind::NotFound => {}
+            Err(e) => return Err(Error::io(format!("remove {}", dir.display()), e)),
+        }
+        Ok(removed.into_iter().flatten().count())
+    }
+
     /// [`ConsumeQueue::truncate_to_phys`] on every queue; stops at the first error.
     pub fn truncate_to_phys(&self, phys_end: i64) -> Result<()> {
         self.all()
@@ -302,6 +323,29 @@ mod tests {
                 ("TopicA".to_owned(), 1, 4)
             ]
         );
+    }
+
+    #[test]
+    fn remove_topic_deletes_its_queues_and_files() {
+        let dir = tempfile::tempdir().unwrap();
+        let s = ConsumeQueueStore::open(dir.path(), 4).unwrap();
+        for id in 0..2 {
+            s.get_or_create("Gone", id)
+                .unwrap()
+                .put(0, entry(id as i64))
+                .unwrap();
+        }
+        s.get_or_create("Kept", 0)
+            .unwrap()
+            .put(0, entry(9))
+            .unwrap();
+        s.flush_all().unwrap();
+        assert_eq!(s.remove_topic("Gone").unwrap(), 2);
+        assert!(!dir.path().join("Gone").exists());
+        assert!(s.get("Gone", 0).is_none());
+        assert_eq!(s.max_offsets(), vec![("Kept".to_owned(), 0, 1)]);
+        assert_eq!(s.remove_topic("Gone").unwrap(), 0, "twice is fine");
+        assert!(s.remove_topic("..").is_err());
     }
 
     #[test]

@@ -142,6 +142,16 @@ impl ConsumerOffsetStore {
         });
     }
 
+    /// Forgets every group's offsets on `topic` (DELETE_TOPIC_IN_BROKER). Memory only.
+    pub fn remove_topic(&self, topic: &str) {
+        self.store.touch(|w| {
+            let before = w.offset_table.len();
+            w.offset_table
+                .retain(|k, _| k.rsplit_once(TOPIC_GROUP_SEPARATOR).map(|(t, _)| t) != Some(topic));
+            ((), w.offset_table.len() != before)
+        });
+    }
+
     pub fn data_version(&self) -> DataVersion {
         self.store.read(|w| w.data_version.unwrap_or_default())
     }

@@ -283,7 +283,7 @@ const THREAD_POOL_QUEUES: [(&str, &str); 6] = [
     ("EndTransactionThreadPool", "EndTransaction"),
 ];
 
-fn runtime_table(b: &Broker) -> BTreeMap<String, String> {
+pub(crate) fn runtime_table(b: &Broker) -> BTreeMap<String, String> {
     let log = b.store.commitlog();
     let (min, max) = (log.min_offset(), log.max_offset());
     let durable = log.progress().get(Level::Durable);

@@ -124,6 +124,11 @@ pub struct BrokerConfig {
     /// `messageDelayLevel`: the delay of each level (level i = i-th entry) for messages
     /// with a `DELAY` property and for retries.
     pub message_delay_level: DelayLevels,
+    /// `metricsExporterType`: DISABLE, or PROM to serve `/metrics` (see `metrics/`).
+    pub metrics_exporter_type: String,
+    /// `metricsPromExporterHost` (empty: brokerIP1) and `metricsPromExporterPort`.
+    pub metrics_prom_exporter_host: String,
+    pub metrics_prom_exporter_port: u16,
 }
 
 impl Default for BrokerConfig {
@@ -181,6 +186,9 @@ impl Default for BrokerConfig {
             slave_sync_interval: Duration::from_secs(60),
             master_remoting_address: None,
             message_delay_level: DelayLevels::default(),
+            metrics_exporter_type: "DISABLE".into(),
+            metrics_prom_exporter_host: String::new(),
+            metrics_prom_exporter_port: 5557,
         }
     }
 }

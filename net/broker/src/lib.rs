@@ -16,6 +16,8 @@
 //! | `schedule` | delayed delivery out of `SCHEDULE_TOPIC_XXXX` (masters only) |
 //! | `admin` | topic admin, GET_ALL_*, route, cluster and runtime info |
 //! | `validate` | the rules request fields meet: queue counts and ids, group names, offsets |
+//! | `admin_ops/` | mqadmin's requests: delete topic, groups, topic and consume stats, connections, view message, reset offset, broker config |
+//! | `metrics/` | per-topic counters, TPS, the Prometheus endpoint |
 //! | `route` | which processor serves which request code |
 //! | `conn` | the connection a request came on, its outbox items, shared answers |
 //! | `server` | the broker as a remoting `Service`; `Server`: broker + network loops |
@@ -28,12 +30,14 @@
 //! and come back as completions (see `send`).
 
 pub mod admin;
+pub mod admin_ops;
 pub mod clients;
 pub mod config;
 pub mod conn;
 pub mod groups;
 pub mod locks;
 pub mod metasync;
+pub mod metrics;
 pub mod node;
 pub mod offsets;
 pub mod pull;
@@ -93,6 +97,8 @@ pub struct Broker {
     pub locks: locks::RebalanceLocks,
     pub holds: Arc<PullHold>,
     pub stats: Stats,
+    pub metrics: metrics::Metrics,
+    pub ops: admin_ops::OpsState,
     pub started: Instant,
     stopping: Arc<AtomicBool>,
     /// The subscription group table changed in memory since it was last written.
@@ -153,6 +159,8 @@ impl Broker {
             locks: locks::RebalanceLocks::default(),
             holds,
             stats: Stats::default(),
+            metrics: metrics::Metrics::default(),
+            ops: admin_ops::OpsState::default(),
             started: Instant::now(),
             stopping: Arc::new(AtomicBool::new(false)),
             groups_dirty: AtomicBool::new(false),
@@ -178,6 +186,9 @@ impl Broker {
                             tracing::error!(error = %e, "persisting topics or subscription groups failed; retrying");
                         }
                     }
+                    if let Some(b) = weak.upgrade() {
+                        b.metrics.sample(admin_ops::totals(&b));
+                    }
                     if last.elapsed() < OFFSET_PERSIST_INTERVAL {
                         continue;
                     }
@@ -196,6 +207,10 @@ impl Broker {
                 .map_err(|e| ringmq_engine::Error::io("spawn schedule service", e))?;
             *lock(&broker.schedule) = Some(service);
         }
+        broker
+            .metrics
+            .start_exporter(&broker)
+            .map_err(|e| ringmq_engine::Error::io("start the metrics exporter", e))?;
         Ok(broker)
     }
 
@@ -257,6 +272,7 @@ impl Broker {
             return Ok(());
         }
         self.holds.wake_all();
+        self.metrics.stop_exporter();
         if let Some(h) = lock(&self.housekeeping).take() {
             let _ = h.join();
         }

@@ -66,6 +66,7 @@ impl Node {
                 let listen = SocketAddr::new(cfg.broker_ip, cfg.ha_listen_port);
                 let m =
                     HaMaster::start(broker.store.clone(), listen, ha).map_err(ServeError::Bind)?;
+                broker.metrics.set_slave_table(m.slaves().clone());
                 if role == BrokerRole::SyncMaster && cfg.in_sync_replicas >= 2 {
                     let r = SyncReplication::start(
                         m.slaves().clone(),

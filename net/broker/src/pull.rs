@@ -286,6 +286,7 @@ pub async fn process(
             }
         }
     }
+    b.metrics.on_pulled(topic, group, &result);
     Ok(respond(b, req, offset, result))
 }
 

@@ -6,7 +6,7 @@
 use std::sync::Arc;
 
 use super::conn::{header_error, ConnInfo};
-use super::{admin, clients, locks, offsets, pull, send_back, Broker};
+use super::{admin, admin_ops, clients, locks, offsets, pull, send_back, Broker};
 use ringmq_remoting::codes::{request_code as rq, response_code as rs};
 use ringmq_remoting::command::RemotingCommand;
 use ringmq_remoting::error::FrameError;
@@ -26,12 +26,16 @@ pub async fn process(
     req: RemotingCommand,
 ) -> Option<RemotingCommand> {
     let oneway = req.is_oneway();
+    let started = std::time::Instant::now();
     let result = match req.code {
         rq::PULL_MESSAGE | rq::LITE_PULL_MESSAGE => pull::process(b, conn.id, &req).await,
         rq::CONSUMER_SEND_MSG_BACK => send_back::consumer_send_msg_back(b, &req).await,
         other => sync_process(b, conn, other, &req),
     };
     let response = result.unwrap_or_else(|e| header_error(&req, &e));
+    b.metrics
+        .rpc
+        .record(req.code, response.code, started.elapsed());
     (!oneway).then_some(response)
 }
 
@@ -56,10 +60,22 @@ fn sync_process(
         rq::GET_ALL_TOPIC_CONFIG => admin::get_all_topic_config(b, req),
         rq::GET_ROUTEINFO_BY_TOPIC => admin::get_route_info_by_topic(b, req),
         rq::GET_BROKER_CLUSTER_INFO => admin::get_broker_cluster_info(b, req),
-        rq::GET_BROKER_RUNTIME_INFO => admin::get_broker_runtime_info(b, req),
+        rq::GET_BROKER_RUNTIME_INFO => admin_ops::get_broker_runtime_info(b, req),
         rq::GET_ALL_CONSUMER_OFFSET => admin::get_all_consumer_offset(b, req),
         rq::GET_ALL_DELAY_OFFSET => admin::get_all_delay_offset(b, req),
         rq::GET_ALL_SUBSCRIPTIONGROUP_CONFIG => admin::get_all_subscription_group_config(b, req),
+        rq::DELETE_TOPIC_IN_BROKER => admin_ops::delete_topic_in_broker(b, req),
+        rq::GET_TOPIC_STATS_INFO => admin_ops::get_topic_stats_info(b, req),
+        rq::UPDATE_AND_CREATE_SUBSCRIPTIONGROUP => {
+            admin_ops::update_and_create_subscription_group(b, req)
+        }
+        rq::DELETE_SUBSCRIPTIONGROUP => admin_ops::delete_subscription_group(b, req),
+        rq::GET_CONSUME_STATS => admin_ops::get_consume_stats(b, req),
+        rq::GET_CONSUMER_CONNECTION_LIST => admin_ops::get_consumer_connection_list(b, req),
+        rq::VIEW_MESSAGE_BY_ID => admin_ops::view_message_by_id(b, req),
+        rq::INVOKE_BROKER_TO_RESET_OFFSET => admin_ops::invoke_broker_to_reset_offset(b, req),
+        rq::GET_BROKER_CONFIG => admin_ops::get_broker_config(b, req),
+        rq::UPDATE_BROKER_CONFIG => admin_ops::update_broker_config(b, req),
         other => Ok(RemotingCommand::response_to(
             req,
             rs::REQUEST_CODE_NOT_SUPPORTED,

@@ -66,11 +66,15 @@ pub fn submit_turn(b: &Arc<Broker>, conn: &Arc<ConnInfo>, requests: Vec<Remoting
     let n = ctxs.len();
     PENDING.fetch_add(n, Ordering::AcqRel);
     // Under SYNC_FLUSH / SYNC_MASTER the answer waits (unless every message said WAIT=false).
+    let tally = b.metrics.tally(&messages, n);
     put_like_send(
         b,
         messages,
         wait,
         Box::new(move |outcome, replica| {
+            if matches!(outcome.status, PutStatus::Ok | PutStatus::FlushDiskTimeout) {
+                tally.commit();
+            }
             PENDING.fetch_sub(n, Ordering::AcqRel);
             let _ = outbox.send(Outgoing::Sends(ctxs, outcome, replica));
         }),
@@ -440,6 +444,7 @@ pub fn responses(
             Some(format!("store not available: {why}")),
         ),
     };
+    b.metrics.send_failures.count(code, ctxs.len() as u64);
     let stored = !outcome.appended.is_empty();
     if stored {
         b.stats

@@ -89,6 +89,7 @@ fn answer(
         (PutStatus::Ok, _) => {
             b.stats.msgs_put.fetch_add(1, Ordering::Relaxed);
             if dlq {
+                b.metrics.dlq.add(h.group, || h.group.to_string(), 1, 0);
                 tracing::info!(
                     group = %h.group,
                     origin_topic = ?h.origin_topic,

@@ -31,7 +31,9 @@ fn delayed(body: &str, level: &str) -> Message {
 fn scheduled(c: &PullConsumer, level: i32, offset: i64) -> ReceivedMessage {
     let mq = MessageQueue::new(SCHEDULE_TOPIC, "broker-a", level - 1);
     // Long-poll: indexing is asynchronous, the record may not be dispatched yet.
-    let r = c.pull(&mq, offset, 1, Some(Duration::from_secs(5))).unwrap();
+    let r = c
+        .pull(&mq, offset, 1, Some(Duration::from_secs(5)))
+        .unwrap();
     assert_eq!(r.status, PullStatus::Found, "nothing at {level}/{offset}");
     r.messages.into_iter().next().unwrap()
 }

@@ -15,6 +15,7 @@
 //!   bounded async sends), [`Message`], [`SendResult`].
 //! - [`consumer`]: [`PullConsumer`] (PULL_MESSAGE with long polling,
 //!   consumer and queue offsets), [`ReceivedMessage`], [`PullResult`].
+//! - [`fastjson`]: maps keyed by `MessageQueue` objects, as fastjson writes them.
 //! - [`push`]: [`push::PushConsumer`], consumer groups with client-side rebalance,
 //!   concurrent and orderly listeners, retry through `%RETRY%` topics.
 //! - [`allocate`]: RocketMQ's queue allocation strategies (AVG, AVG_BY_CIRCLE,
@@ -39,6 +40,7 @@ pub mod allocate;
 pub mod cluster;
 pub mod connection;
 pub mod consumer;
+pub mod fastjson;
 pub mod producer;
 pub mod push;
 pub mod route;

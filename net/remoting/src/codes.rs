@@ -70,11 +70,24 @@ code_table! {
         GET_ROUTEINFO_BY_TOPIC = 105,
         GET_BROKER_CLUSTER_INFO = 106,
         GET_ALL_SUBSCRIPTIONGROUP_CONFIG = 201,
+        // mqadmin's broker requests (issue 15) and the name server's admin reads.
+        UPDATE_BROKER_CONFIG = 25,
+        GET_BROKER_CONFIG = 26,
+        UPDATE_AND_CREATE_SUBSCRIPTIONGROUP = 200,
+        GET_TOPIC_STATS_INFO = 202,
+        GET_CONSUMER_CONNECTION_LIST = 203,
+        GET_PRODUCER_CONNECTION_LIST = 204,
         /// Name server admin (205-224).
         WIPE_WRITE_PERM_OF_BROKER = 205,
         GET_ALL_TOPIC_LIST_FROM_NAMESERVER = 206,
+        DELETE_SUBSCRIPTIONGROUP = 207,
+        GET_CONSUME_STATS = 208,
+        DELETE_TOPIC_IN_BROKER = 215,
         DELETE_TOPIC_IN_NAMESRV = 216,
         GET_KVLIST_BY_NAMESPACE = 219,
+        /// Broker → client, oneway.
+        RESET_CONSUMER_CLIENT_OFFSET = 220,
+        INVOKE_BROKER_TO_RESET_OFFSET = 222,
         GET_TOPICS_BY_CLUSTER = 224,
         GET_SYSTEM_TOPIC_LIST_FROM_NS = 304,
         /// Broker → client.

@@ -10,6 +10,7 @@
 //! | `heart_beat` | the HEART_BEAT processor | network cores |
 //! | `unregister` | the UNREGISTER_CLIENT processor | network cores |
 //! | `consumer_list` | the GET_CONSUMER_LIST_BY_GROUP processor | network cores |
+//! | `views` | counts and outboxes for admin requests and metrics | network cores, scrape thread |
 //!
 //! Imports run one way: the processors use the registry and the body parser; `notify` and
 //! `expiry` add methods to the registry; the registry imports only the body types.
@@ -23,6 +24,7 @@ mod registry;
 #[cfg(test)]
 mod tests;
 mod unregister;
+mod views;
 
 pub use consumer_list::get_consumer_list_by_group;
 pub use expiry::CHANNEL_EXPIRED_TIMEOUT;

@@ -38,6 +38,8 @@ pub struct ConsumerMember {
     pub subscriptions: HashMap<String, SubscriptionData>,
     /// Heartbeat v2 fingerprint of the subscriptions above (0 = v1 client).
     pub fingerprint: i64,
+    /// The connection's remote address (`clientAddr` in admin answers).
+    pub addr: std::net::SocketAddr,
     pub(super) outbox: UnboundedSender<Outgoing>,
 }
 
@@ -153,6 +155,7 @@ impl ClientRegistry {
             unit_mode: r.data.unit_mode,
             subscriptions,
             fingerprint,
+            addr: r.conn.peer,
             outbox: r.conn.outbox.clone(),
         };
         group.members.insert(r.conn.id, member);

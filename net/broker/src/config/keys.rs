@@ -141,6 +141,10 @@ pub const KEYS: &[Key] = &[
     key("pinThreads", "bool", "true", field!(pin_threads, boolean)),
     key("tailRingBytes", "bytes > 0", "67108864", field!(tail_ring_bytes, positive)),
     key("writerSpinMicros", "us", "50", field!(writer_spin_us, num)),
+    // Metrics.
+    key("metricsExporterType", "DISABLE | PROM", "DISABLE", field!(metrics_exporter_type, exporter_type)),
+    key("metricsPromExporterHost", "host (empty: brokerIP1)", "", field!(metrics_prom_exporter_host, text)),
+    key("metricsPromExporterPort", "u16", "5557", field!(metrics_prom_exporter_port, num)),
 ];
 
 /// Keys RocketMQ has that ringmq accepts and does not need (each warned about).
@@ -213,6 +217,17 @@ fn queue_nums_limit(v: &str) -> Parsed<i32> {
     } else {
         Err("1..=65536 (queue ids of a ConsumeQueue store are 0..=65535)")
     }
+}
+
+fn exporter_type(v: &str) -> Parsed<String> {
+    match v.trim().to_ascii_uppercase().as_str() {
+        t @ ("DISABLE" | "PROM") => Ok(t.to_string()),
+        _ => Err("DISABLE or PROM (OTLP_GRPC and LOG are not served by ringmq)"),
+    }
+}
+
+fn text(v: &str) -> Parsed<String> {
+    Ok(v.trim().to_string())
 }
 
 fn non_empty(v: &str) -> Parsed<String> {

@@ -142,7 +142,10 @@ fn consume_concurrently(
         .map(|m| m.queue_offset)
         .filter(|o| !kept.iter().any(|k| k.queue_offset == *o));
     if let Some(offset) = pq.remove(done) {
-        shared.offsets.update(&pq.mq, offset, true);
+        // A dropped queue's offset belongs to its next owner (or to an offset reset).
+        if !pq.is_dropped() {
+            shared.offsets.update(&pq.mq, offset, true);
+        }
     }
     if !kept.is_empty() {
         lock(&shared.later).push((Instant::now() + LOCAL_RETRY_DELAY, pq.clone(), kept));
@@ -187,7 +190,9 @@ pub fn start_orderly(shared: &Arc<Shared>, pq: Arc<ProcessQueue>) {
                     .collect();
                 pq.return_taken(&again);
             } else if let Some(next) = pq.commit_taken() {
-                s.offsets.update(&pq.mq, next, false);
+                if !pq.is_dropped() {
+                    s.offsets.update(&pq.mq, next, false);
+                }
             }
             drop(consuming);
             if suspend {

@@ -138,6 +138,16 @@ impl PushConsumerBuilder {
             if req.code == rq::NOTIFY_CONSUMER_IDS_CHANGED {
                 tracing::debug!(group = %group, "consumer ids changed: rebalancing");
                 let _ = lock(&notify_tx).send(Event::Rebalance);
+            } else if req.code == rq::RESET_CONSUMER_CLIENT_OFFSET
+                && req.ext("group") == Some(group.as_str())
+            {
+                match reset_offsets(&req.body) {
+                    Ok(table) => {
+                        tracing::info!(group = %group, queues = table.len(), "offsets reset by the broker");
+                        let _ = lock(&notify_tx).send(Event::ResetOffset(table));
+                    }
+                    Err(e) => tracing::warn!(group = %group, error = %e, "bad offset reset body"),
+                }
             }
             None
         });
@@ -237,4 +247,21 @@ impl Drop for PushConsumer {
     fn drop(&mut self) {
         self.shutdown();
     }
+}
+
+/// The `ResetOffsetBody` of RESET_CONSUMER_CLIENT_OFFSET: `{"offsetTable":{mq:offset}}`
+/// with `MessageQueue` objects as keys (fastjson).
+fn reset_offsets(body: &[u8]) -> std::result::Result<Vec<(MessageQueue, i64)>, String> {
+    let (entries, _) = crate::fastjson::parse_object_key_map(body, "offsetTable")?;
+    entries
+        .into_iter()
+        .map(|(k, v)| {
+            let mq = MessageQueue::new(
+                k["topic"].as_str().ok_or("queue without topic")?,
+                k["brokerName"].as_str().unwrap_or(""),
+                k["queueId"].as_i64().ok_or("queue without queueId")? as i32,
+            );
+            Ok((mq, v.as_i64().ok_or("offset is not a number")?))
+        })
+        .collect()
 }

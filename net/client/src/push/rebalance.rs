@@ -119,6 +119,38 @@ fn release(shared: &Shared, mq: &MessageQueue, pq: &ProcessQueue) {
     tracing::debug!(queue = %mq, client = %shared.opts.client_id, "queue released");
 }
 
+/// Applies an offset reset (Java's `MQClientInstance.resetOffset`): drops the held queues
+/// it names without committing their old offsets, sets and commits the new ones, and lets
+/// the next rebalance take the queues again from there. A pull or a batch still in flight
+/// on a dropped queue no longer moves its offset.
+pub fn reset_offsets(shared: &Shared, table: &[(MessageQueue, i64)]) {
+    let dropped: Vec<(MessageQueue, Arc<ProcessQueue>)> = {
+        let mut held = lock(&shared.table);
+        table
+            .iter()
+            .filter_map(|(q, _)| held.remove(q).map(|pq| (q.clone(), pq)))
+            .collect()
+    };
+    for (mq, pq) in &dropped {
+        pq.drop_queue();
+        let _consuming = shared.listener.is_orderly().then(|| lock(&pq.consume_lock));
+        if pq.has_lock() {
+            let _ = shared
+                .links
+                .unlock_queues(&mq.broker_name, std::slice::from_ref(mq));
+            pq.set_locked(false);
+        }
+    }
+    for (mq, offset) in table {
+        shared.offsets.update(mq, *offset, false);
+        if let Err(e) = shared.offsets.persist_now(&shared.links, mq) {
+            tracing::warn!(queue = %mq, error = %e, "committing a reset offset failed");
+        }
+        shared.offsets.remove(mq);
+        tracing::debug!(queue = %mq, offset, "offset reset");
+    }
+}
+
 /// Releases every queue (shutdown).
 pub fn release_all(shared: &Shared) {
     let all: Vec<_> = lock(&shared.table).drain().collect();

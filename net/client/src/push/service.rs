@@ -10,11 +10,15 @@ use std::time::{Duration, Instant};
 
 use super::{consume, rebalance, Shared};
 use crate::connection::Result;
+use crate::route::MessageQueue;
 use crate::sync::lock;
 
 /// What wakes the loop before its next timer.
 pub enum Event {
     Rebalance,
+    /// The broker moved the group's offsets (RESET_CONSUMER_CLIENT_OFFSET): drop those
+    /// queues, commit the new offsets and take the queues again from there.
+    ResetOffset(Vec<(MessageQueue, i64)>),
     Stop,
 }
 
@@ -50,6 +54,11 @@ fn run(shared: &Arc<Shared>, events: mpsc::Receiver<Event>) {
                         return;
                     }
                 }
+                rebalance::rebalance_all(shared);
+                next_rebalance = Instant::now() + o.rebalance_interval;
+            }
+            Ok(Event::ResetOffset(table)) => {
+                rebalance::reset_offsets(shared, &table);
                 rebalance::rebalance_all(shared);
                 next_rebalance = Instant::now() + o.rebalance_interval;
             }

@@ -9,6 +9,7 @@
 //! | [`clients`] | UNREGISTER_CLIENT (35), GET_CONSUMER_LIST_BY_GROUP (38), NOTIFY_CONSUMER_IDS_CHANGED (40) |
 //! | [`admin`] | UPDATE_AND_CREATE_TOPIC (17), GET_ROUTEINFO_BY_TOPIC (105) |
 //! | [`send_back`] | CONSUMER_SEND_MSG_BACK (36) |
+//! | [`admin_ops`] | mqadmin's broker requests: 215, 207, 202, 208, 203, 33, 222 |
 //!
 //! HEART_BEAT (34), LOCK_BATCH_MQ (41) and UNLOCK_BATCH_MQ (42) carry everything in their
 //! JSON bodies and the GET_ALL_* / runtime-info requests carry nothing, so they have no
@@ -23,6 +24,7 @@
 //! Runs on: whichever thread decodes the command (the broker's network cores).
 
 pub mod admin;
+pub mod admin_ops;
 pub mod clients;
 pub mod offsets;
 pub mod pull;
