@@ -124,6 +124,16 @@ pub struct BrokerConfig {
     /// `messageDelayLevel`: the delay of each level (level i = i-th entry) for messages
     /// with a `DELAY` property and for retries.
     pub message_delay_level: DelayLevels,
+    /// `aclEnable`: check every request against the accounts file (see `acl`).
+    pub acl_enable: bool,
+    /// `plainAclFile` (ringmq's; RocketMQ reads `conf/plain_acl.yml` under its home):
+    /// the accounts file, by default [`plain_acl_file_beside`] the store.
+    pub plain_acl_file: PathBuf,
+}
+
+/// `<storePathRootDir>/../conf/plain_acl.yml`.
+pub fn plain_acl_file_beside(store_root: &Path) -> PathBuf {
+    store_root.join("..").join("conf").join("plain_acl.yml")
 }
 
 impl Default for BrokerConfig {
@@ -181,6 +191,8 @@ impl Default for BrokerConfig {
             slave_sync_interval: Duration::from_secs(60),
             master_remoting_address: None,
             message_delay_level: DelayLevels::default(),
+            acl_enable: false,
+            plain_acl_file: plain_acl_file_beside(Path::new("./store")),
         }
     }
 }

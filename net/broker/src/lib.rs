@@ -14,6 +14,7 @@
 //! | `locks` | LOCK_BATCH_MQ, UNLOCK_BATCH_MQ: queue locks for orderly consumers |
 //! | `send_back` | CONSUMER_SEND_MSG_BACK: failed messages to `%RETRY%`/`%DLQ%` |
 //! | `schedule` | delayed delivery out of `SCHEDULE_TOPIC_XXXX` (masters only) |
+//! | `acl/` | `aclEnable`: accounts file, signatures, permissions, checked before routing |
 //! | `admin` | topic admin, GET_ALL_*, route, cluster and runtime info |
 //! | `validate` | the rules request fields meet: queue counts and ids, group names, offsets |
 //! | `route` | which processor serves which request code |
@@ -27,6 +28,7 @@
 //! (`ringmq_remoting::header`) once, at the top. Appends go to the engine's writer thread
 //! and come back as completions (see `send`).
 
+pub mod acl;
 pub mod admin;
 pub mod clients;
 pub mod config;
@@ -93,6 +95,8 @@ pub struct Broker {
     pub locks: locks::RebalanceLocks,
     pub holds: Arc<PullHold>,
     pub stats: Stats,
+    /// `aclEnable`: who may do what (None: anyone).
+    pub acl: Option<acl::Acl>,
     pub started: Instant,
     stopping: Arc<AtomicBool>,
     /// The subscription group table changed in memory since it was last written.
@@ -116,6 +120,7 @@ impl Broker {
     /// Opens the store (recovering it if needed) and the metadata files.
     pub fn open(cfg: BrokerConfig) -> Result<Arc<Broker>, ringmq_engine::Error> {
         let holds = Arc::new(PullHold::default());
+        let acl = acl::Acl::open(&cfg).map_err(ringmq_engine::Error::Invalid)?;
         let mut sc = StoreConfig::new(&cfg.store_path_root_dir);
         sc.commitlog.segment_size = cfg.mapped_file_size_commit_log;
         sc.commitlog.flush_mode = if cfg.sync_flush {
@@ -153,6 +158,7 @@ impl Broker {
             locks: locks::RebalanceLocks::default(),
             holds,
             stats: Stats::default(),
+            acl,
             started: Instant::now(),
             stopping: Arc::new(AtomicBool::new(false)),
             groups_dirty: AtomicBool::new(false),
