@@ -131,9 +131,14 @@ pub struct BrokerConfig {
     pub plain_acl_file: PathBuf,
 }
 
-/// `<storePathRootDir>/../conf/plain_acl.yml`.
+/// `<storePathRootDir>/../conf/plain_acl.yml`, with `..` resolved by name (the store
+/// directory need not exist yet).
 pub fn plain_acl_file_beside(store_root: &Path) -> PathBuf {
-    store_root.join("..").join("conf").join("plain_acl.yml")
+    let conf = match (store_root.file_name(), store_root.parent()) {
+        (Some(_), Some(parent)) => parent.join("conf"),
+        _ => store_root.join("..").join("conf"),
+    };
+    conf.join("plain_acl.yml")
 }
 
 impl Default for BrokerConfig {

@@ -73,7 +73,8 @@ impl Acl {
             return Ok(None);
         }
         let path = cfg.plain_acl_file.clone();
-        let (accounts, stamp) = reload::read(&path)?;
+        let (accounts, stamp) =
+            reload::read(&path).map_err(|e| format!("aclEnable=true, but {e}"))?;
         tracing::info!(
             file = %path.display(),
             accounts = accounts.by_key.len(),
