@@ -18,7 +18,6 @@ use rocketmq_model::common::consumer::consume_from_where::ConsumeFromWhere;
 use rocketmq_model::common::message::message_ext::MessageExt;
 use rocketmq_model::common::message::message_single::Message;
 use rocketmq_model::common::message::MessageTrait;
-use rocketmq_transport::api::RPCHook;
 
 type BoxError = Box<dyn std::error::Error + Send + Sync + 'static>;
 
@@ -40,7 +39,7 @@ accounts:
     groupPerms: [acl_compat_group=SUB]
 "#;
 
-fn hook(ak: &str, sk: &str) -> Arc<dyn RPCHook> {
+fn hook(ak: &str, sk: &str) -> Arc<AclClientRPCHook> {
     Arc::new(AclClientRPCHook::new(SessionCredentials::with_keys(
         ak.to_string(),
         sk.to_string(),
@@ -134,7 +133,7 @@ async fn run(addr: String, client_runtime: Arc<ClientRuntime>) -> Result<(), Box
         .consumer_group(GROUP)
         .name_server_addr(addr.clone())
         .consume_from_where(ConsumeFromWhere::ConsumeFromFirstOffset)
-        .rpc_hook(Some(hook("rust-consumer", "consumer-secret-1")))
+        .rpc_hook(Some(hook("rust-consumer", "consumer-secret-1") as _))
         .build();
     consumer.subscribe(TOPIC, "*").await?;
     consumer.register_message_listener_concurrently(
