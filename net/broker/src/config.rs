@@ -129,6 +129,21 @@ pub struct BrokerConfig {
     /// `metricsPromExporterHost` (empty: brokerIP1) and `metricsPromExporterPort`.
     pub metrics_prom_exporter_host: String,
     pub metrics_prom_exporter_port: u16,
+    /// `aclEnable`: check every request against the accounts file (see `acl`).
+    pub acl_enable: bool,
+    /// `plainAclFile` (ringmq's; RocketMQ reads `conf/plain_acl.yml` under its home):
+    /// the accounts file, by default [`plain_acl_file_beside`] the store.
+    pub plain_acl_file: PathBuf,
+}
+
+/// `<storePathRootDir>/../conf/plain_acl.yml`, with `..` resolved by name (the store
+/// directory need not exist yet).
+pub fn plain_acl_file_beside(store_root: &Path) -> PathBuf {
+    let conf = match (store_root.file_name(), store_root.parent()) {
+        (Some(_), Some(parent)) => parent.join("conf"),
+        _ => store_root.join("..").join("conf"),
+    };
+    conf.join("plain_acl.yml")
 }
 
 impl Default for BrokerConfig {
@@ -189,6 +204,8 @@ impl Default for BrokerConfig {
             metrics_exporter_type: "DISABLE".into(),
             metrics_prom_exporter_host: String::new(),
             metrics_prom_exporter_port: 5557,
+            acl_enable: false,
+            plain_acl_file: plain_acl_file_beside(Path::new("./store")),
         }
     }
 }

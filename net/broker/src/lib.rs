@@ -14,6 +14,7 @@
 //! | `locks` | LOCK_BATCH_MQ, UNLOCK_BATCH_MQ: queue locks for orderly consumers |
 //! | `send_back` | CONSUMER_SEND_MSG_BACK: failed messages to `%RETRY%`/`%DLQ%` |
 //! | `schedule` | delayed delivery out of `SCHEDULE_TOPIC_XXXX` (masters only) |
+//! | `acl/` | `aclEnable`: accounts file, signatures, permissions, checked before routing |
 //! | `admin` | topic admin, GET_ALL_*, route, cluster and runtime info |
 //! | `validate` | the rules request fields meet: queue counts and ids, group names, offsets |
 //! | `admin_ops/` | mqadmin's requests: delete topic, groups, topic and consume stats, connections, view message, reset offset, broker config |
@@ -29,6 +30,7 @@
 //! (`ringmq_remoting::header`) once, at the top. Appends go to the engine's writer thread
 //! and come back as completions (see `send`).
 
+pub mod acl;
 pub mod admin;
 pub mod admin_ops;
 pub mod clients;
@@ -99,6 +101,8 @@ pub struct Broker {
     pub stats: Stats,
     pub metrics: metrics::Metrics,
     pub ops: admin_ops::OpsState,
+    /// `aclEnable`: who may do what (None: anyone).
+    pub acl: Option<acl::Acl>,
     pub started: Instant,
     stopping: Arc<AtomicBool>,
     /// The subscription group table changed in memory since it was last written.
@@ -122,6 +126,7 @@ impl Broker {
     /// Opens the store (recovering it if needed) and the metadata files.
     pub fn open(cfg: BrokerConfig) -> Result<Arc<Broker>, ringmq_engine::Error> {
         let holds = Arc::new(PullHold::default());
+        let acl = acl::Acl::open(&cfg).map_err(ringmq_engine::Error::Invalid)?;
         let mut sc = StoreConfig::new(&cfg.store_path_root_dir);
         sc.commitlog.segment_size = cfg.mapped_file_size_commit_log;
         sc.commitlog.flush_mode = if cfg.sync_flush {
@@ -161,6 +166,7 @@ impl Broker {
             stats: Stats::default(),
             metrics: metrics::Metrics::default(),
             ops: admin_ops::OpsState::default(),
+            acl,
             started: Instant::now(),
             stopping: Arc::new(AtomicBool::new(false)),
             groups_dirty: AtomicBool::new(false),

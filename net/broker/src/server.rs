@@ -14,7 +14,7 @@ use ringmq_remoting::command::RemotingCommand;
 use ringmq_remoting::server::{put, ConnLimits, Listeners, LoopPlacement, Loops, Service};
 
 use crate::conn::{ConnInfo, Outgoing};
-use crate::{route, send, Broker, BrokerConfig};
+use crate::{acl, route, send, Broker, BrokerConfig};
 
 impl Service for Broker {
     type Outgoing = Outgoing;
@@ -36,10 +36,24 @@ impl Service for Broker {
         conn: &Arc<ConnInfo>,
         req: RemotingCommand,
     ) -> Option<RemotingCommand> {
+        if let Err(refusal) = acl::gate(b.acl.as_ref(), conn, &req) {
+            return refusal;
+        }
         route::process(b, conn, req).await
     }
 
-    fn submit_batch(b: &Arc<Broker>, conn: &Arc<ConnInfo>, reqs: Vec<RemotingCommand>) {
+    fn submit_batch(b: &Arc<Broker>, conn: &Arc<ConnInfo>, mut reqs: Vec<RemotingCommand>) {
+        if b.acl.is_some() {
+            reqs.retain(|req| match acl::gate(b.acl.as_ref(), conn, req) {
+                Ok(()) => true,
+                Err(refusal) => {
+                    if let Some(r) = refusal {
+                        conn.send(r);
+                    }
+                    false
+                }
+            });
+        }
         send::submit_turn(b, conn, reqs);
     }
 

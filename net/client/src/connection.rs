@@ -35,6 +35,7 @@ use ringmq_remoting::codes::{response_code, SerializeType};
 use ringmq_remoting::command::{next_opaque, RemotingCommand};
 use ringmq_remoting::frame::{encode_frame, FrameDecoder, DEFAULT_MAX_FRAME};
 
+use crate::acl::Credentials;
 use crate::sync::lock;
 
 /// Errors of the client library.
@@ -125,6 +126,8 @@ pub struct ConnectOptions {
     /// How often the reader expires timed-out async requests.
     pub tick: Duration,
     pub handler: Option<RequestHandler>,
+    /// Sign every request for a broker with ACL on (see [`crate::acl`]).
+    pub credentials: Option<Credentials>,
 }
 
 impl Default for ConnectOptions {
@@ -135,6 +138,7 @@ impl Default for ConnectOptions {
             max_frame: DEFAULT_MAX_FRAME,
             tick: Duration::from_millis(20),
             handler: None,
+            credentials: None,
         }
     }
 }
@@ -147,6 +151,7 @@ impl fmt::Debug for ConnectOptions {
             .field("max_frame", &self.max_frame)
             .field("tick", &self.tick)
             .field("handler", &self.handler.is_some())
+            .field("credentials", &self.credentials)
             .finish()
     }
 }
@@ -195,6 +200,7 @@ struct Shared {
     closed: AtomicBool,
     handler: Mutex<Option<RequestHandler>>,
     default_timeout: Duration,
+    credentials: Option<Credentials>,
 }
 
 impl Shared {
@@ -216,6 +222,13 @@ impl Shared {
         }
         p.map.insert(cmd.opaque, waiter);
         Ok(cmd.opaque)
+    }
+
+    /// Adds `AccessKey` and `Signature` when the connection has credentials.
+    fn sign(&self, cmd: &mut RemotingCommand) {
+        if let Some(c) = &self.credentials {
+            c.sign(cmd);
+        }
     }
 
     fn take(&self, opaque: i32) -> Option<Waiter> {
@@ -442,6 +455,7 @@ impl Connection {
             closed: AtomicBool::new(false),
             handler: Mutex::new(opts.handler.clone()),
             default_timeout: opts.default_timeout,
+            credentials: opts.credentials.clone(),
         });
         let s2 = shared.clone();
         let (max_frame, tick) = (opts.max_frame, opts.tick);
@@ -487,6 +501,7 @@ impl Connection {
     /// [`expect_success`]). The opaque is replaced if already in flight.
     pub fn request(&self, mut cmd: RemotingCommand, timeout: Duration) -> Result<RemotingCommand> {
         let shared = &self.owner.shared;
+        shared.sign(&mut cmd);
         let (tx, rx) = mpsc::sync_channel(1);
         let opaque = match shared.register(&mut cmd, Waiter::Sync(tx)) {
             Ok(o) => o,
@@ -531,6 +546,7 @@ impl Connection {
         F: FnOnce(Result<RemotingCommand>) + Send + 'static,
     {
         let shared = &self.owner.shared;
+        shared.sign(&mut cmd);
         let waiter = Waiter::Async {
             deadline: Instant::now() + timeout,
             timeout,
@@ -551,6 +567,7 @@ impl Connection {
     /// Send `cmd` with the oneway flag; no response is expected.
     pub fn oneway(&self, mut cmd: RemotingCommand) -> Result<()> {
         cmd.mark_oneway();
+        self.owner.shared.sign(&mut cmd);
         self.owner.shared.write(&cmd)
     }
 }

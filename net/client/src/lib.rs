@@ -6,6 +6,7 @@
 //! broker requests to a handler); a push consumer adds its rebalance, pull and consume
 //! threads (see [`push`]); everything else runs on the caller's thread.
 //!
+//! - [`acl`]: [`Credentials`]: requests signed for brokers with ACL on.
 //! - [`connection`]: [`Connection`], one multiplexed TCP connection with a
 //!   reader thread routing responses by `opaque`; [`ClientError`].
 //! - [`route`]: GET_ROUTEINFO_BY_TOPIC, [`TopicRoute`], [`MessageQueue`].
@@ -35,6 +36,7 @@
 //!
 //! Wire facts: `/work/shared/spec/rocketmq-wire.md` §1–§6.
 
+pub mod acl;
 pub mod admin;
 pub mod allocate;
 pub mod cluster;
@@ -51,6 +53,7 @@ mod test_server;
 #[cfg(test)]
 mod tests;
 
+pub use acl::Credentials;
 pub use admin::create_topic;
 pub use connection::{
     expect_success, ClientError, ConnectOptions, Connection, RequestHandler, Result,

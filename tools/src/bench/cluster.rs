@@ -61,9 +61,8 @@ fn route(
     })?;
     let masters: Vec<String> = groups(&template).into_values().map(|(m, _)| m).collect();
     for master in &masters {
-        let conn =
-            ringmq_client::Connection::connect_with(master.as_str(), ConnectOptions::default())
-                .map_err(|e| format!("cannot connect to {master}: {e}"))?;
+        let conn = ringmq_client::Connection::connect_with(master.as_str(), args.connect_options())
+            .map_err(|e| format!("cannot connect to {master}: {e}"))?;
         create_topic(&conn, &args.topic, args.queues, st, timeout)
             .map_err(|e| format!("cannot create {} on {master}: {e}", args.topic))?;
         conn.close();

@@ -13,7 +13,9 @@ use std::sync::{Arc, Mutex};
 use std::thread::JoinHandle;
 use std::time::{Duration, Instant};
 
-use ringmq_client::{MessageQueue, PullConsumer, PullOptions, PullStatus, ReceivedMessage};
+use ringmq_client::{
+    ConnectOptions, MessageQueue, PullConsumer, PullOptions, PullStatus, ReceivedMessage,
+};
 use ringmq_remoting::SerializeType;
 
 use super::produce::Clock;
@@ -36,6 +38,8 @@ pub struct ConsumeConfig {
     pub from_store: bool,
     /// Messages sent (wall clock, us) before this are warm-up.
     pub measure_from_wall_us: Arc<AtomicU64>,
+    /// Connection settings (credentials for ACL brokers).
+    pub connect: ConnectOptions,
 }
 
 /// Running consumers.
@@ -56,6 +60,7 @@ impl Consumers {
         let n = cfg.consumers.max(1);
         let opts = PullOptions {
             serialize_type: cfg.serialize_type,
+            connect: cfg.connect.clone(),
             ..PullOptions::default()
         };
         let mut clients = Vec::with_capacity(n);

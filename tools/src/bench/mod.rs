@@ -38,7 +38,8 @@ use std::time::{Duration, Instant};
 use bytes::Bytes;
 use clap::{Args, ValueEnum};
 use ringmq_client::{
-    create_topic, fetch_route, ClientError, ConnectOptions, Connection, Producer, ProducerOptions,
+    create_topic, fetch_route, ClientError, ConnectOptions, Connection, Credentials, Producer,
+    ProducerOptions,
 };
 use ringmq_remoting::{response_code, SerializeType};
 
@@ -138,6 +139,27 @@ pub struct BenchArgs {
     /// No progress lines.
     #[arg(long, short)]
     pub quiet: bool,
+    /// Sign every request with this account (brokers with aclEnable=true).
+    #[arg(long, requires = "secret_key")]
+    pub access_key: Option<String>,
+    /// The account's secret key (never printed).
+    #[arg(long, requires = "access_key")]
+    pub secret_key: Option<String>,
+}
+
+impl BenchArgs {
+    /// Connection settings for the broker connections: signed with --access-key and
+    /// --secret-key when given.
+    pub fn connect_options(&self) -> ConnectOptions {
+        ConnectOptions {
+            credentials: self
+                .access_key
+                .as_ref()
+                .zip(self.secret_key.as_ref())
+                .map(|(ak, sk)| Credentials::new(ak, sk)),
+            ..ConnectOptions::default()
+        }
+    }
 }
 
 pub fn run(args: BenchArgs) -> i32 {
@@ -222,6 +244,7 @@ fn execute(args: &BenchArgs) -> Result<i32, String> {
         timeout,
         max_in_flight: args.inflight + 1,
         default_topic_queue_nums: args.queues,
+        connect: args.connect_options(),
         ..ProducerOptions::default()
     };
     // Topic and queues.
@@ -236,7 +259,7 @@ fn execute(args: &BenchArgs) -> Result<i32, String> {
             )
         }
         None => {
-            let setup = Connection::connect_with(addr.as_str(), ConnectOptions::default())
+            let setup = Connection::connect_with(addr.as_str(), args.connect_options())
                 .map_err(|e| format!("cannot connect to {addr}: {e}"))?;
             let note = ensure_topic(&setup, &args.topic, args.queues, serialize_type, timeout);
             setup.close();
@@ -277,6 +300,7 @@ fn execute(args: &BenchArgs) -> Result<i32, String> {
             serialize_type,
             from_store: args.e2e == E2eFrom::Store,
             measure_from_wall_us: measure_from.clone(),
+            connect: args.connect_options(),
         })?)
     } else {
         None

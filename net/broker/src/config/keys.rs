@@ -100,6 +100,10 @@ pub const KEYS: &[Key] = &[
     key("defaultTopicQueueNums", "i32 > 0", "8", field!(default_topic_queue_nums, positive)),
     key("longPollingEnable", "bool", "true", field!(long_polling_enable, boolean)),
     key("shortPollingTimeMills", "ms > 0", "1000", field!(short_polling_time, positive_ms)),
+    // ACL.
+    key("aclEnable", "bool", "false", field!(acl_enable, boolean)),
+    key("plainAclFile", "path", "storePathRootDir/../conf/plain_acl.yml", field!(plain_acl_file, path))
+        .derived(plain_acl_file_from_store_root),
     // Replication.
     key("brokerRole", "ASYNC_MASTER | SYNC_MASTER | SLAVE", "ASYNC_MASTER",
         field!(broker_role, broker_role)),
@@ -192,6 +196,12 @@ fn ha_listen_port_from_listen_port(c: &mut BrokerConfig) -> Result<(), ConfigErr
             .checked_add(1)
             .ok_or_else(|| super::bad("listenPort", "65535", "below 65535"))?,
     };
+    Ok(())
+}
+
+/// The accounts file sits in `conf/` beside the store, as in a RocketMQ install.
+fn plain_acl_file_from_store_root(c: &mut BrokerConfig) -> Result<(), ConfigError> {
+    c.plain_acl_file = super::plain_acl_file_beside(&c.store_path_root_dir);
     Ok(())
 }
 
