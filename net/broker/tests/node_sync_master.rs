@@ -4,98 +4,18 @@
 //! timeout plus a small margin, and sends recover once it resumes. Metadata sync carries a
 //! new topic, a committed offset and a subscription group to the slave.
 
-use std::io::{Read, Write};
-use std::net::{SocketAddr, TcpListener, TcpStream};
-use std::sync::atomic::{AtomicBool, Ordering};
-use std::sync::Arc;
 use std::time::{Duration, Instant};
 
-use ringmq_broker::Node;
-use ringmq_broker::{BrokerConfig, BrokerRole};
+use ringmq_broker::{BrokerConfig, BrokerRole, Node};
 use ringmq_client::{Message, MessageQueue, Producer, PullConsumer, SendStatus};
 
+mod ha_common;
+use ha_common::{slave_of, wait_until, Proxy};
+
+/// A master or slave with RocketMQ's inSyncReplicas for its role (2 under SYNC_MASTER).
 fn config(dir: &std::path::Path, role: BrokerRole) -> BrokerConfig {
-    BrokerConfig {
-        store_path_root_dir: dir.to_path_buf(),
-        listen_port: 0,
-        ha_listen_port: 0,
-        pin_threads: false,
-        broker_role: role,
-        broker_id: if role == BrokerRole::Slave { 1 } else { 0 },
-        in_sync_replicas: if role == BrokerRole::SyncMaster { 2 } else { 1 },
-        sync_flush_timeout: Duration::from_millis(800),
-        mapped_file_size_commit_log: 16 << 20,
-        tail_ring_bytes: 32 << 20,
-        ..Default::default()
-    }
-}
-
-fn slave_of(dir: &std::path::Path, master: &Node, ha_addr: SocketAddr) -> Node {
-    let mut cfg = config(dir, BrokerRole::Slave);
-    cfg.ha_master_address = Some(ha_addr.to_string());
-    cfg.master_remoting_address = Some(master.addr().to_string());
-    cfg.slave_sync_initial_delay = Duration::from_millis(100);
-    cfg.slave_sync_interval = Duration::from_millis(300);
-    Node::start(cfg).expect("slave starts")
-}
-
-fn wait_until(what: &str, timeout: Duration, mut f: impl FnMut() -> bool) {
-    let deadline = Instant::now() + timeout;
-    while !f() {
-        assert!(Instant::now() < deadline, "timed out waiting for {what}");
-        std::thread::sleep(Duration::from_millis(20));
-    }
-}
-
-/// A TCP proxy that forwards both ways until paused.
-struct Proxy {
-    addr: SocketAddr,
-    paused: Arc<AtomicBool>,
-}
-
-impl Proxy {
-    fn start(target: SocketAddr) -> Proxy {
-        let listener = TcpListener::bind("127.0.0.1:0").unwrap();
-        let addr = listener.local_addr().unwrap();
-        let paused = Arc::new(AtomicBool::new(false));
-        let p = paused.clone();
-        std::thread::spawn(move || {
-            for client in listener.incoming() {
-                let Ok(client) = client else { break };
-                let Ok(server) = TcpStream::connect(target) else {
-                    continue;
-                };
-                for (mut from, mut to) in [
-                    (client.try_clone().unwrap(), server.try_clone().unwrap()),
-                    (server, client),
-                ] {
-                    let paused = p.clone();
-                    std::thread::spawn(move || {
-                        let mut buf = [0u8; 16 * 1024];
-                        loop {
-                            while paused.load(Ordering::Acquire) {
-                                std::thread::sleep(Duration::from_millis(5));
-                            }
-                            match from.read(&mut buf) {
-                                Ok(0) | Err(_) => break,
-                                Ok(n) => {
-                                    // Bytes read just as the pause began are held too.
-                                    while paused.load(Ordering::Acquire) {
-                                        std::thread::sleep(Duration::from_millis(5));
-                                    }
-                                    if to.write_all(&buf[..n]).is_err() {
-                                        break;
-                                    }
-                                }
-                            }
-                        }
-                        let _ = to.shutdown(std::net::Shutdown::Both);
-                    });
-                }
-            }
-        });
-        Proxy { addr, paused }
-    }
+    let in_sync = if role == BrokerRole::SyncMaster { 2 } else { 1 };
+    ha_common::config(dir, role, in_sync)
 }
 
 #[test]
@@ -144,7 +64,7 @@ fn sync_master_waits_for_the_slave_and_times_out_when_it_stalls() {
     );
 
     // The slave stops reading: FLUSH_SLAVE_TIMEOUT after syncFlushTimeout (800 ms).
-    proxy.paused.store(true, Ordering::Release);
+    proxy.freeze(true);
     let started = Instant::now();
     let r = p.send_to(&mq, Message::new("stalled")).unwrap();
     let waited = started.elapsed();
@@ -155,7 +75,7 @@ fn sync_master_waits_for_the_slave_and_times_out_when_it_stalls() {
     );
 
     // It resumes: sends are acknowledged again, and the slave holds everything.
-    proxy.paused.store(false, Ordering::Release);
+    proxy.freeze(false);
     let r = p.send_to(&mq, Message::new("after")).unwrap();
     assert_eq!(r.status, SendStatus::SendOk);
     let end = master.broker().store.commitlog().max_offset();

@@ -32,6 +32,9 @@ pub fn slave_of(dir: &Path, master: &Node, ha_addr: SocketAddr) -> Node {
     let mut cfg = config(dir, BrokerRole::Slave, 1);
     cfg.ha_master_address = Some(ha_addr.to_string());
     cfg.master_remoting_address = Some(master.addr().to_string());
+    // Metadata sync soon and often, so tests need not wait a minute for it.
+    cfg.slave_sync_initial_delay = Duration::from_millis(100);
+    cfg.slave_sync_interval = Duration::from_millis(300);
     Node::start(cfg).expect("slave starts")
 }
 
