@@ -17,7 +17,6 @@ use std::sync::atomic::Ordering;
 use ringmq_engine::commitlog::Level;
 use ringmq_engine::delay_levels::SCHEDULE_TOPIC;
 use ringmq_engine::meta::{TopicConfig, TopicFilterType};
-use serde_json::json;
 
 use super::topics::{validate_topic_name, Topics, AUTO_CREATE_TOPIC};
 use super::{validate, Broker};
@@ -261,18 +260,6 @@ pub fn get_broker_cluster_info(
         .with_body(Topics::cluster_info_json(&b.cfg)))
 }
 
-/// GET_BROKER_RUNTIME_INFO (28): KVTable `{"table":{...}}` with string values, using the
-/// key names of a Java broker (§3.14). Counters are totals since start-up; the "morning"
-/// snapshots Java keeps are reported as 0.
-pub fn get_broker_runtime_info(
-    b: &Broker,
-    req: &RemotingCommand,
-) -> Result<RemotingCommand, FrameError> {
-    let table = runtime_table(b);
-    let body = json!({ "table": table }).to_string();
-    Ok(RemotingCommand::response_to(req, rs::SUCCESS, None).with_body(body))
-}
-
 /// Java's (pool, queue-size key stem) pairs of the thread-pool gauges.
 const THREAD_POOL_QUEUES: [(&str, &str); 6] = [
     ("sendThreadPool", "sendThreadPool"),
@@ -448,6 +435,7 @@ mod tests {
     use serde_json::Value;
 
     use super::*;
+    use serde_json::json;
     use crate::test_support::{broker_with, request};
     use ringmq_remoting::codes::request_code as rq;
 
@@ -679,8 +667,12 @@ mod tests {
         let groups = SubscriptionGroupWrapper::from_json(&r.body).unwrap();
         assert_eq!(groups.subscription_group_table["G1"].group_name, "G1");
 
-        let r = get_broker_runtime_info(&b, &RemotingCommand::request(rq::GET_BROKER_RUNTIME_INFO))
-            .unwrap();
+        // The routed handler (admin_ops) builds on runtime_table.
+        let r = crate::admin_ops::get_broker_runtime_info(
+            &b,
+            &RemotingCommand::request(rq::GET_BROKER_RUNTIME_INFO),
+        )
+        .unwrap();
         let body = body_json(&r);
         let table = body["table"].as_object().unwrap();
         assert!(
