@@ -435,9 +435,9 @@ mod tests {
     use serde_json::Value;
 
     use super::*;
-    use serde_json::json;
     use crate::test_support::{broker_with, request};
     use ringmq_remoting::codes::request_code as rq;
+    use serde_json::json;
 
     fn body_json(resp: &RemotingCommand) -> Value {
         assert_eq!(resp.code, rs::SUCCESS, "{:?}", resp.remark);
