@@ -190,9 +190,10 @@ pub fn start_orderly(shared: &Arc<Shared>, pq: Arc<ProcessQueue>) {
                     .collect();
                 pq.return_taken(&again);
             } else if let Some(next) = pq.commit_taken() {
-                if !pq.is_dropped() {
-                    s.offsets.update(&pq.mq, next, false);
-                }
+                // Even when the queue was dropped meanwhile: whoever dropped it waits for
+                // this consume lock before committing (release) or overwriting (reset)
+                // the offset, so a batch consumed here is never handed to the next owner.
+                s.offsets.update(&pq.mq, next, false);
             }
             drop(consuming);
             if suspend {
