@@ -156,6 +156,7 @@ impl MessageStore {
             &cfg.commitlog,
             checkpoint.map(|c| c.phys_offset as u64),
             abnormal,
+            recovery::ring_of_abort_marker(&root),
         )?;
         let cqs = Arc::new(ConsumeQueueStore::open(
             &root.join("consumequeue"),
@@ -185,11 +186,12 @@ impl MessageStore {
             end = recovered.end,
             scanned_from = recovered.scanned_from,
             cut_bytes = recovered.cut_bytes,
+            salvaged = ?recovered.salvaged,
             abnormal,
             elapsed_ms = started.elapsed().as_millis() as u64,
             "store recovered"
         );
-        write_abort_marker(&root)?;
+        write_abort_marker(&root, log.ring_id())?;
 
         let dispatched = Arc::new(AtomicI64::new(recovered.end as i64));
         let dispatch_gate = Arc::new(DispatchGate::default());
@@ -754,10 +756,13 @@ fn lock_store(root: &Path) -> Result<File> {
     Ok(file)
 }
 
-fn write_abort_marker(root: &Path) -> Result<()> {
+fn write_abort_marker(root: &Path, ring_id: u64) -> Result<()> {
     let path = recovery::abort_path(root);
     File::create(&path)
-        .and_then(|f| f.sync_all())
+        .and_then(|mut f| {
+            std::io::Write::write_all(&mut f, recovery::abort_marker(ring_id).as_bytes())?;
+            f.sync_all()
+        })
         .map_err(|e| Error::io(format!("create {}", path.display()), e))?;
     direct_file::sync_dir(root)
 }

@@ -1,6 +1,9 @@
-//! Crash test: a child process appends with SYNC_FLUSH and prints each acknowledgement;
-//! the parent kills it with SIGKILL at a random moment, reopens the store and checks that
-//! every acknowledged record is there, intact, at its offsets. Repeated on the same store.
+//! Crash test: a child process appends and prints each acknowledgement; the parent kills
+//! it with SIGKILL at a random moment, reopens the store and checks that every
+//! acknowledged record is there, intact, at its offsets. Repeated on the same store, under
+//! SYNC_FLUSH, and under ASYNC_FLUSH with the disk stalled part-way (writes paused), so the
+//! last acknowledgements exist only in the tail ring in shared memory, which start-up must
+//! write back.
 
 mod common;
 
@@ -14,18 +17,27 @@ use ringmq_engine::commitlog::{AppendRequest, FlushMode, PutStatus};
 use ringmq_engine::record::{self, Parsed};
 
 const CHILD_ENV: &str = "RINGMQ_CRASH_CHILD_DIR";
-const KILLS: usize = 20;
+const MODE_ENV: &str = "RINGMQ_CRASH_MODE";
 
 /// Child side: append forever (until killed), 16 requests in flight. Not a test of its
 /// own: ignored in a normal run, and run only by the parent below, which re-executes this
 /// binary with `--exact crash_child --ignored` and the store directory in [`CHILD_ENV`].
 #[test]
-#[ignore = "child process of every_acknowledged_record_survives_sigkill, which runs it"]
+#[ignore = "child process of the kill tests below, which run it"]
 fn crash_child() {
-    let dir = std::env::var(CHILD_ENV)
-        .expect("crash_child runs only as the child of every_acknowledged_record_survives_sigkill");
+    let dir =
+        std::env::var(CHILD_ENV).expect("crash_child runs only as the child of the kill tests");
     let start_seq: u64 = std::env::var("RINGMQ_CRASH_SEQ").unwrap().parse().unwrap();
-    let store = open(std::path::Path::new(&dir), FlushMode::Sync);
+    let stall_disk = std::env::var(MODE_ENV).as_deref() == Ok("async-stalled");
+    let flush = if stall_disk {
+        FlushMode::Async
+    } else {
+        FlushMode::Sync
+    };
+    let store = open(std::path::Path::new(&dir), flush);
+    // Stalled mode: after this many acknowledgements no write reaches the disk any more.
+    let stall_after = 20 + start_seq % 7 * 30;
+    let mut acked = 0u64;
     let (tx, rx) = mpsc::channel();
     let mut next = start_seq;
     let mut in_flight = 0;
@@ -47,6 +59,10 @@ fn crash_child() {
         let (seq, o) = rx.recv().unwrap();
         in_flight -= 1;
         if o.status == PutStatus::Ok {
+            acked += 1;
+            if stall_disk && acked == stall_after {
+                ringmq_engine::io::faults::pause_writes(true);
+            }
             let a = o.appended[0];
             let mut out = stdout.lock();
             writeln!(
@@ -78,6 +94,15 @@ fn pseudo_random(state: &mut u64) -> u64 {
 
 #[test]
 fn every_acknowledged_record_survives_sigkill() {
+    kill_and_check("sync", FlushMode::Sync, 20);
+}
+
+#[test]
+fn async_acks_from_the_shared_ring_survive_sigkill_with_the_disk_stalled() {
+    kill_and_check("async-stalled", FlushMode::Async, 10);
+}
+
+fn kill_and_check(mode: &str, flush: FlushMode, kills: usize) {
     let dir = tempfile::tempdir_in(env!("CARGO_TARGET_TMPDIR")).unwrap();
     let mut seed = std::time::SystemTime::now()
         .duration_since(std::time::UNIX_EPOCH)
@@ -88,7 +113,7 @@ fn every_acknowledged_record_survives_sigkill() {
     let exe = std::env::current_exe().unwrap();
     let mut acks: Vec<Ack> = Vec::new();
     let mut next_seq = 0u64;
-    for round in 0..KILLS {
+    for round in 0..kills {
         let mut child = Command::new(&exe)
             .args([
                 "--exact",
@@ -99,6 +124,7 @@ fn every_acknowledged_record_survives_sigkill() {
             ])
             .env(CHILD_ENV, dir.path())
             .env("RINGMQ_CRASH_SEQ", next_seq.to_string())
+            .env(MODE_ENV, mode)
             .stdout(Stdio::piped())
             .stderr(Stdio::null())
             .spawn()
@@ -133,7 +159,7 @@ fn every_acknowledged_record_survives_sigkill() {
         acks.extend(rx.try_iter());
         next_seq = acks.iter().map(|a| a.seq).max().unwrap() + 1_000_000;
 
-        let store = open(dir.path(), FlushMode::Sync);
+        let store = open(dir.path(), flush);
         for a in &acks {
             let got = store
                 .get_messages("crash", a.queue, a.queue_offset, 1, usize::MAX, None)
@@ -162,8 +188,11 @@ fn every_acknowledged_record_survives_sigkill() {
                 a.phys
             );
         }
-        println!("round {round}: {} acknowledged records intact", acks.len());
+        println!(
+            "{mode} round {round}: {} acknowledged records intact",
+            acks.len()
+        );
         store.shutdown().unwrap();
     }
-    assert!(acks.len() >= KILLS);
+    assert!(acks.len() >= kills);
 }

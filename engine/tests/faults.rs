@@ -191,23 +191,30 @@ fn short_writes_are_completed_before_they_count() {
     }
 }
 
-/// Under ASYNC_FLUSH an append is answered once its write completed (it then survives a
-/// kill -9 of the broker); `ack_before_write` answers from memory, even with the disk
-/// stalled.
+/// Under ASYNC_FLUSH an append is answered from the tail ring when the ring lives in
+/// shared memory (it survives a kill -9 there: see crash_kill.rs), else once its write
+/// completed (it then survives a kill -9 too); `ack_before_write` with a private ring
+/// answers from memory, even with the disk stalled, and loses it in a crash.
 #[test]
-fn async_flush_answers_after_the_write_unless_ack_before_write() {
+fn async_flush_answers_from_a_shared_ring_or_after_the_write() {
     let _serial = SERIAL.lock().unwrap_or_else(|e| e.into_inner());
     use ringmq_engine::commitlog::Level;
-    for ack_before_write in [false, true] {
+    // (ring in /dev/shm, ack_before_write): answered before the write?
+    for (shared_ring, ack_before_write) in [(false, false), (false, true), (true, false)] {
+        let from_memory = shared_ring || ack_before_write;
         let dir = tempfile::tempdir_in(env!("CARGO_TARGET_TMPDIR")).unwrap();
         let mut cfg = small_config(dir.path(), FlushMode::Async);
         cfg.commitlog.ack_before_write = ack_before_write;
+        if !shared_ring {
+            cfg.commitlog.tail_shm_dir = None;
+        }
         cfg.commitlog.sync_flush_timeout = Duration::from_secs(5);
         let store = std::sync::Arc::new(ringmq_engine::MessageStore::open(cfg).unwrap());
+        assert_eq!(store.commitlog().acks_from_ring(), from_memory);
         for seq in 0..20 {
             let o = store.put_blocking(vec![message("T", 0, seq, 500)]);
             assert_eq!(o.status, PutStatus::Ok);
-            if !ack_before_write {
+            if !from_memory {
                 assert!(store.commitlog().progress().get(Level::Write) >= o.end_offset);
             }
         }
@@ -219,7 +226,7 @@ fn async_flush_answers_after_the_write_unless_ack_before_write() {
         });
         let early = rx.recv_timeout(Duration::from_millis(300));
         faults::pause_writes(false);
-        if ack_before_write {
+        if from_memory {
             let o = early.expect("answered from memory while the disk stalls");
             assert_eq!(o.status, PutStatus::Ok);
         } else {

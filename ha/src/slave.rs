@@ -4,9 +4,10 @@
 //! with `MessageStore::put_raw`.
 //!
 //! What a report promises (the master counts it as this slave's ack): the bytes up to it
-//! survive a crash of the slave process. So the slave reports the CommitLog's `write_end`
-//! (its O_DIRECT write completed), not the end of its in-memory append; with SYNC_FLUSH on
-//! the slave, `durable_end`. The first report of a session (where streaming starts) waits
+//! survive a crash of the slave process. So the slave reports the end of its append when
+//! its tail ring lives in shared memory (start-up writes it back after a process crash),
+//! else the CommitLog's `write_end` (its O_DIRECT write completed); with SYNC_FLUSH on the
+//! slave, `durable_end`. The first report of a session (where streaming starts) waits
 //! for that level to reach the log's end, so it promises the same. On any error
 //! it closes the connection and retries every `reconnect_interval`, logging once per
 //! state change (connected, disconnected, first failed attempt), never in a loop.
@@ -197,10 +198,13 @@ impl Shared {
         }
     }
 
-    /// The level a report promises: `write_end`, or `durable_end` under SYNC_FLUSH.
+    /// The level a report promises: `durable_end` under SYNC_FLUSH; otherwise
+    /// `append_end` when the tail ring survives a process crash, else `write_end`.
     fn report_level(&self) -> Level {
-        match self.store.commitlog().config().flush_mode {
+        let log = self.store.commitlog();
+        match log.config().flush_mode {
             FlushMode::Sync => Level::Durable,
+            FlushMode::Async if log.ring_survives_process_crash() => Level::Append,
             FlushMode::Async => Level::Write,
         }
     }

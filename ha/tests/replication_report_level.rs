@@ -1,7 +1,10 @@
-//! What a slave's report means (issue 13, item 2): it reports an offset only once its
-//! CommitLog write of those bytes completed (`write_end`), not when they sit in its tail
-//! ring. The slave's disk is stalled with the engine's `faults::pause_writes`
-//! (process-wide, hence this file of its own) after the master wrote the bytes.
+//! What a slave's report means (issue 13, item 2): it reports an offset only once those
+//! bytes survive a crash of the slave process: with a private tail ring, once its
+//! CommitLog write completed (`write_end`), not while they sit in the ring; with the ring
+//! in shared memory (the default), as soon as they are in it (start-up writes it back).
+//! The slave's disk is stalled with the engine's `faults::pause_writes` (process-wide,
+//! hence this file of its own, and both cases in one test) after the master wrote the
+//! bytes.
 
 mod common;
 
@@ -14,10 +17,23 @@ use ringmq_engine::io::faults;
 use ringmq_ha::{HaMaster, HaSlave};
 
 #[test]
-fn a_slave_reports_only_what_it_has_written() {
+fn a_slave_reports_only_what_survives_its_crash() {
+    slave_with_disk_stalled(false);
+    slave_with_disk_stalled(true);
+}
+
+fn slave_with_disk_stalled(shared_ring: bool) {
     let dir = tempdir();
     let master = open(&dir.path().join("master"));
-    let slave_store = open(&dir.path().join("slave"));
+    let mut cfg = small_config(&dir.path().join("slave"));
+    if !shared_ring {
+        cfg.commitlog.tail_shm_dir = None;
+    }
+    let slave_store = std::sync::Arc::new(ringmq_engine::MessageStore::open(cfg).unwrap());
+    assert_eq!(
+        slave_store.commitlog().ring_survives_process_crash(),
+        shared_ring
+    );
     let ha = HaMaster::start(master.clone(), "127.0.0.1:0".parse().unwrap(), fast_ha()).unwrap();
     let proxy = Proxy::start(ha.local_addr());
     let slave = HaSlave::start(slave_store.clone(), proxy.addr, fast_ha());
@@ -41,12 +57,29 @@ fn a_slave_reports_only_what_it_has_written() {
             >= end),
         "the slave appended the bytes to its ring"
     );
-    std::thread::sleep(Duration::from_millis(300));
-    let unsafe_report = slave.acked_offset() > start || ha.slaves().replicated_end() > start;
+    let reported_from_ring = if shared_ring {
+        ha.slaves().wait_acked(end, Duration::from_secs(10))
+    } else {
+        std::thread::sleep(Duration::from_millis(300));
+        slave.acked_offset() > start || ha.slaves().replicated_end() > start
+    };
     faults::pause_writes(false);
-    assert!(!unsafe_report, "reported bytes only in the slave's ring");
+    if shared_ring {
+        assert!(
+            reported_from_ring,
+            "a ring in shared memory survives the slave's crash"
+        );
+    } else {
+        assert!(
+            !reported_from_ring,
+            "reported bytes only in the slave's private ring"
+        );
+    }
     assert!(ha.slaves().wait_acked(end, Duration::from_secs(20)));
-    assert!(slave_store.commitlog().progress().get(Level::Write) >= end);
+    assert!(slave_store
+        .commitlog()
+        .progress()
+        .wait(Level::Write, end, Duration::from_secs(10)));
 
     slave.stop();
     ha.shutdown();

@@ -4,9 +4,11 @@
 //! Prints: the raw ceiling (io_uring O_DIRECT sequential writes, 1 MiB blocks, QD 8);
 //! ASYNC_FLUSH append throughput for 128 B, 1 KiB and 4 KiB bodies; SYNC_FLUSH latency
 //! with 1, 16 and 128 appenders in flight for both durability methods; the raw 4 KiB
-//! write+fdatasync latency; the ASYNC_FLUSH single-appender ack latency (answered once
-//! its O_DIRECT write completed) beside the raw 4 KiB O_DIRECT write latency; and a last
-//! machine-readable `RESULT` line.
+//! write+fdatasync latency; the ASYNC_FLUSH single-appender ack latency for each way an
+//! ack can survive (or not) a process crash (answered from the tail ring in shared memory,
+//! the default; after the O_DIRECT write with a private ring; from a private ring, lost by
+//! a crash) beside the raw 4 KiB O_DIRECT write latency; and a last machine-readable
+//! `RESULT` line.
 
 use std::path::{Path, PathBuf};
 use std::sync::mpsc;
@@ -53,13 +55,33 @@ struct Args {
     /// Do not pin the writer (core 0) and the load thread (core 1).
     #[arg(long)]
     no_pin: bool,
-    /// Answer ASYNC_FLUSH appends from memory, before their write (the old behaviour,
-    /// lost by a process crash), to compare against the default.
-    #[arg(long)]
-    ack_before_write: bool,
+    /// Where the throughput and SYNC_FLUSH runs keep the tail ring and when ASYNC_FLUSH
+    /// answers: `shared` (in /dev/shm, answered from the ring; the default), `write`
+    /// (private ring, answered after the write) or `memory` (private ring, answered from
+    /// it, lost by a process crash).
+    #[arg(long, value_enum, default_value_t = Ack::Shared)]
+    ack: Ack,
     /// MiB of log written for the crash-recovery timing (0 skips it).
     #[arg(long, default_value_t = 1024)]
     recovery_mib: u64,
+}
+
+/// See `Args::ack`.
+#[derive(Clone, Copy, PartialEq, Eq, clap::ValueEnum)]
+enum Ack {
+    Shared,
+    Write,
+    Memory,
+}
+
+impl Ack {
+    fn label(self) -> &'static str {
+        match self {
+            Ack::Shared => "from the ring in shared memory (survives kill -9)",
+            Ack::Write => "after the O_DIRECT write, private ring (survives kill -9)",
+            Ack::Memory => "from a private ring (lost by kill -9)",
+        }
+    }
 }
 
 fn main() {
@@ -89,8 +111,15 @@ fn main() {
     );
     println!(
         "registered io_uring buffers: {}",
-        commitlog(&dir, "probe", FlushMode::Async, SyncMethod::Dsync, &args)
-            .uses_registered_buffers()
+        commitlog(
+            &dir,
+            "probe",
+            FlushMode::Async,
+            SyncMethod::Dsync,
+            &args,
+            args.ack
+        )
+        .uses_registered_buffers()
     );
     let _ = std::fs::remove_dir_all(dir.join("probe"));
     t.row("write bandwidth", ceiling.mb_per_s, "MB/s", None);
@@ -135,7 +164,7 @@ fn main() {
         let mut p50_1 = 0.0;
         let mut tput_128 = 0.0;
         for appenders in [1usize, 16, 128] {
-            let r = ack_latency(&dir, &args, FlushMode::Sync, method, appenders);
+            let r = ack_latency(&dir, &args, FlushMode::Sync, method, appenders, args.ack);
             t.latency_rows(
                 &format!("{appenders} in flight"),
                 &r.latency_us,
@@ -172,25 +201,36 @@ fn main() {
     );
     t.print();
 
-    // An ASYNC_FLUSH ack waits for the record's O_DIRECT write (not for a sync): its
-    // ceiling is one plain 4 KiB O_DIRECT write.
+    // An ASYNC_FLUSH ack waits at most for the record's O_DIRECT write (not for a sync):
+    // its ceiling is one plain 4 KiB O_DIRECT write. Each ack choice, in this run.
     let raw_write = raw_direct_write_latency(&dir, args.raw_samples);
-    let async1 = ack_latency(&dir, &args, FlushMode::Async, SyncMethod::Dsync, 1);
-    let async1_p50 = async1.latency_us.value_at_quantile(0.5) as f64;
-    let async1_p99 = async1.latency_us.value_at_quantile(0.99) as f64;
     let raw_write_p50 = raw_write.value_at_quantile(0.5) as f64;
     let mut t = Table::new(
-        "ASYNC_FLUSH single appender, 1 KiB bodies, ack after the write (latency us; ratio vs raw 4 KiB O_DIRECT write)",
+        "ASYNC_FLUSH single appender, 1 KiB bodies (latency us; ratio vs raw 4 KiB O_DIRECT write)",
     );
     t.latency_rows("raw 4 KiB O_DIRECT write", &raw_write, 1.0, "us", None);
-    t.latency_rows(
-        "ASYNC_FLUSH 1 appender ack",
-        &async1.latency_us,
-        1.0,
-        "us",
-        Some(&raw_write),
-    );
+    let mut async1 = Vec::new();
+    for ack in [Ack::Shared, Ack::Write, Ack::Memory] {
+        let r = ack_latency(&dir, &args, FlushMode::Async, SyncMethod::Dsync, 1, ack);
+        t.latency_rows(
+            &format!("ack {}", ack.label()),
+            &r.latency_us,
+            1.0,
+            "us",
+            Some(&raw_write),
+        );
+        let h = &r.latency_us;
+        async1.push((
+            h.value_at_quantile(0.5) as f64,
+            h.value_at_quantile(0.99) as f64,
+        ));
+    }
     t.print();
+    let [(async1_p50, async1_p99), (write_ack_p50, write_ack_p99), (memory_ack_p50, _)] =
+        async1[..]
+    else {
+        unreachable!("three ack choices")
+    };
 
     if args.recovery_mib > 0 {
         let r = recovery_time(&dir, &args);
@@ -217,7 +257,8 @@ fn main() {
     println!(
         "RESULT async_1k_ratio={:.3} sync1_p50_ratio={:.3} sync128_msgs_per_s={:.0} \
          async1_ack_p50_us={:.0} async1_ack_p99_us={:.0} raw_write4k_p50_us={:.0} \
-         raw_write4k_p99_us={:.0} async1_p50_ratio={:.3}",
+         raw_write4k_p99_us={:.0} async1_p50_ratio={:.3} async1_write_ack_p50_us={:.0} \
+         async1_write_ack_p99_us={:.0} async1_memory_ack_p50_us={:.0}",
         async_1k_ratio,
         sync1_p50 / raw_p50,
         sync128,
@@ -226,6 +267,9 @@ fn main() {
         raw_write_p50,
         raw_write.value_at_quantile(0.99) as f64,
         async1_p50 / raw_write_p50,
+        write_ack_p50,
+        write_ack_p99,
+        memory_ack_p50,
     );
 }
 
@@ -285,6 +329,7 @@ fn commitlog(
     mode: FlushMode,
     method: SyncMethod,
     args: &Args,
+    ack: Ack,
 ) -> CommitLog {
     let root = dir.join(name);
     let _ = std::fs::remove_dir_all(&root);
@@ -293,12 +338,22 @@ fn commitlog(
     cfg.sync_method = method;
     cfg.ring_capacity = 256 << 20;
     cfg.writer_core = (!args.no_pin).then_some(0);
-    cfg.ack_before_write = args.ack_before_write;
+    cfg.ack_before_write = ack == Ack::Memory;
+    if ack != Ack::Shared {
+        cfg.tail_shm_dir = None;
+    }
     CommitLog::start(cfg, 0).expect("start CommitLog")
 }
 
 fn async_throughput(dir: &Path, args: &Args, body_len: usize) -> Throughput {
-    let log = commitlog(dir, "async", FlushMode::Async, SyncMethod::Dsync, args);
+    let log = commitlog(
+        dir,
+        "async",
+        FlushMode::Async,
+        SyncMethod::Dsync,
+        args,
+        args.ack,
+    );
     let frames = FrameSource::new(args.batch, body_len);
     let (tx, rx) = mpsc::channel::<(PutStatus, i64, usize)>();
     let run = Duration::from_secs_f64(args.async_secs);
@@ -363,8 +418,9 @@ fn ack_latency(
     mode: FlushMode,
     method: SyncMethod,
     appenders: usize,
+    ack: Ack,
 ) -> Latency {
-    let log = commitlog(dir, "latency", mode, method, args);
+    let log = commitlog(dir, "latency", mode, method, args, ack);
     let body = Bytes::from(vec![b'y'; 1024]);
     let (tx, rx) = mpsc::channel::<(PutStatus, u64)>();
     let mut hist = Histogram::<u64>::new_with_bounds(1, 60_000_000, 3).expect("histogram");

@@ -7,9 +7,9 @@ use std::time::Duration;
 /// RocketMQ's `flushDiskType`.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum FlushMode {
-    /// Acknowledge once the record's O_DIRECT write completed (it survives a broker
-    /// process crash, not a power cut; see `ack_before_write`); fdatasync every
-    /// `flush_interval`.
+    /// Acknowledge once the record is in the tail ring in shared memory, or else once
+    /// its O_DIRECT write completed: either survives a broker process crash, not a power
+    /// cut (see `tail_shm_dir`, `ack_before_write`); fdatasync every `flush_interval`.
     Async,
     /// Acknowledge only once the record is durable (group commit).
     Sync,
@@ -62,7 +62,16 @@ pub struct CommitLogConfig {
     /// completed (`write_end` covers it), so it survives a process crash as RocketMQ's
     /// page-cache write does; a power cut may still lose it until the next fdatasync.
     /// A broker.conf key for it should name the loss (`ackBeforeWrite`).
+    /// Moot when the ring lives in shared memory (`tail_shm_dir`): then every such
+    /// append is answered from the ring, and survives a process crash all the same.
     pub ack_before_write: bool,
+    /// `tailRingShmDir`: a tmpfs directory for the tail ring's file (default `/dev/shm`).
+    /// There the ring outlives a crash of the broker process, and start-up writes back
+    /// what it holds (see `commitlog::crash_tail`), so an ASYNC_FLUSH append is answered
+    /// as soon as it is in the ring: it survives a kill -9 as RocketMQ's page cache write
+    /// does (not a power cut). None, or a directory that is not a tmpfs: the ring is
+    /// private memory and such appends wait for their O_DIRECT write.
+    pub tail_shm_dir: Option<PathBuf>,
 }
 
 impl CommitLogConfig {
@@ -83,6 +92,7 @@ impl CommitLogConfig {
             zero_fill_segments: None,
             writer_spin: Duration::from_micros(50),
             ack_before_write: false,
+            tail_shm_dir: Some(PathBuf::from("/dev/shm")),
         }
     }
 

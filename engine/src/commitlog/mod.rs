@@ -6,6 +6,7 @@
 //! | `config` | settings (RocketMQ key names) |
 //! | `segment` | segment files, the readers' segment table, the preallocator thread |
 //! | `tail` | the in-memory window of recent bytes readers may copy from |
+//! | `crash_tail` | the tail ring in shared memory, written back at start-up after a process crash |
 //! | `pin` | pins on ring bytes handed to the kernel (HA send_zc), and the pin pressure that bounds them |
 //! | `progress` | published offsets `append_end >= write_end >= durable_end` and waits on them |
 //! | `request` | append requests and outcomes |
@@ -18,13 +19,16 @@
 //!
 //! Contract: an append is answered once, on the writer thread, with where each message
 //! landed. Under SYNC_FLUSH the answer comes when the records are durable; otherwise
-//! (ASYNC_FLUSH, or `WAIT=false`) when their O_DIRECT write completed, so they survive a
-//! broker process crash (with `ack_before_write`: as soon as they are in the tail ring,
-//! readable by every reader, and lost by a process crash). A wait longer than
+//! (ASYNC_FLUSH, or `WAIT=false`) as soon as they are in the tail ring when it lives in
+//! shared memory (`crash_tail`: start-up after a process crash writes it back), else when
+//! their O_DIRECT write completed; either way they survive a broker process crash (with
+//! `ack_before_write` and a private ring: as soon as they are in the ring, and lost by a
+//! process crash). A wait longer than
 //! `syncFlushTimeout` is answered FLUSH_DISK_TIMEOUT. Nothing is answered Ok that was not
 //! stored.
 
 pub mod config;
+pub mod crash_tail;
 pub mod pin;
 pub mod progress;
 pub mod recovery;
@@ -70,6 +74,13 @@ pub(crate) struct Shared {
     pub truncations: AtomicU64,
 }
 
+impl Shared {
+    /// See [`CommitLog::acks_from_ring`].
+    pub fn acks_from_ring(&self) -> bool {
+        self.cfg.ack_before_write || self.tail.ring().survives_process_crash()
+    }
+}
+
 pub struct CommitLog {
     shared: Arc<Shared>,
     /// None once shut down. Appenders take the read lock (uncontended); shutdown the write lock.
@@ -110,7 +121,7 @@ impl CommitLog {
                 seg
             }
         };
-        let tail = Tail::new(cfg.ring_capacity, align_down(end))?;
+        let tail = Tail::new(crash_tail::create_ring(&cfg)?, align_down(end))?;
         // Seed the ring with the partial last page, which the first write rewrites.
         let page_start = align_down(end);
         if end > page_start {
@@ -122,6 +133,7 @@ impl CommitLog {
                 .read_exact_at(dst, page_start - current.base)
                 .map_err(|e| Error::io(format!("read {}", current.path.display()), e))?;
         }
+        tail.ring().publish_end(end);
         let doorbell = Doorbell::new().map_err(|e| Error::io("eventfd", e))?;
         let shared = Arc::new(Shared {
             progress: Progress::new(end as i64),
@@ -170,6 +182,24 @@ impl CommitLog {
     /// Why the writer stopped, if it has.
     pub fn stopped(&self) -> Option<String> {
         lock(&self.shared.stopped).clone()
+    }
+
+    /// The random id of the tail ring; the store's abort marker records it so start-up
+    /// after a crash salvages this ring's bytes (see [`crash_tail`]).
+    pub fn ring_id(&self) -> u64 {
+        self.shared.tail.ring().id()
+    }
+
+    /// Whether the tail ring lives in shared memory, so what it holds survives a crash of
+    /// this process (start-up writes it back).
+    pub fn ring_survives_process_crash(&self) -> bool {
+        self.shared.tail.ring().survives_process_crash()
+    }
+
+    /// Whether appends that do not wait for durability are answered from the tail ring
+    /// (it is in shared memory, or `ack_before_write`), not after their write.
+    pub fn acks_from_ring(&self) -> bool {
+        self.shared.acks_from_ring()
     }
 
     /// Whether writes go out from registered io_uring buffers (WRITE_FIXED).
@@ -419,6 +449,10 @@ impl CommitLog {
             let _ = t.join();
         }
         self.shared.progress.stop();
+        if res.is_ok() && self.stopped().is_none() {
+            // Everything the ring held is written: nothing for a start-up to salvage.
+            self.shared.tail.ring().remove_file();
+        }
         res
     }
 }

@@ -7,12 +7,17 @@
 //! re-verifies every record by magic, size, position and body CRC, and stops at the first
 //! one that fails. Everything past that point is a torn or never-acknowledged tail: it is
 //! zeroed, so a later scan can never mistake stale bytes for records.
+//!
+//! The abort marker names the tail ring of the run that wrote it (`ring=<id>`): when that
+//! ring is still in shared memory, its bytes are written back into the log before the
+//! scan (see `crash_tail`), so every append answered from it is found.
 
 use std::os::unix::fs::FileExt;
 use std::path::{Path, PathBuf};
 
 use serde::{Deserialize, Serialize};
 
+use super::crash_tail;
 use super::segment::{self, SegmentFile};
 use super::CommitLogConfig;
 use crate::io::direct_file;
@@ -36,6 +41,19 @@ pub fn checkpoint_path(root: &Path) -> PathBuf {
 
 pub fn abort_path(root: &Path) -> PathBuf {
     root.join("abort")
+}
+
+/// The abort marker's content for a run whose tail ring is `ring_id`.
+pub fn abort_marker(ring_id: u64) -> String {
+    format!("ring={ring_id}\n")
+}
+
+/// The tail ring an abort marker names (None: an empty or older marker).
+pub fn ring_of_abort_marker(root: &Path) -> Option<u64> {
+    let text = std::fs::read_to_string(abort_path(root)).ok()?;
+    text.lines()
+        .find_map(|l| l.strip_prefix("ring="))
+        .and_then(|id| id.trim().parse().ok())
 }
 
 pub fn read_checkpoint(root: &Path) -> Result<Option<Checkpoint>> {
@@ -62,19 +80,32 @@ pub struct Recovered {
     pub scanned_from: u64,
     /// Bytes of torn or unacknowledged tail that were cut.
     pub cut_bytes: u64,
+    /// What the crashed run's tail ring gave back, if anything.
+    pub salvaged: Option<crash_tail::Salvaged>,
 }
 
 /// Finds the end of the valid log in `cfg.dir`, starting at `from` (the checkpoint), and
-/// cuts whatever follows it when `abnormal`.
-pub fn recover(cfg: &CommitLogConfig, from: Option<u64>, abnormal: bool) -> Result<Recovered> {
+/// cuts whatever follows it when `abnormal`. After a crash (`abnormal`), the tail ring
+/// `crashed_ring` (from the abort marker) is written back first.
+pub fn recover(
+    cfg: &CommitLogConfig,
+    from: Option<u64>,
+    abnormal: bool,
+    crashed_ring: Option<u64>,
+) -> Result<Recovered> {
     std::fs::create_dir_all(&cfg.dir)
         .map_err(|e| Error::io(format!("create {}", cfg.dir.display()), e))?;
+    let salvaged = match crashed_ring {
+        Some(id) if abnormal => crash_tail::salvage(cfg, id)?,
+        _ => None,
+    };
     let bases = segment::list(&cfg.dir)?;
     let Some(&first) = bases.first() else {
         return Ok(Recovered {
             end: from.unwrap_or(0),
             scanned_from: from.unwrap_or(0),
             cut_bytes: 0,
+            salvaged,
         });
     };
     let seg_size = cfg.segment_size;
@@ -121,6 +152,7 @@ pub fn recover(cfg: &CommitLogConfig, from: Option<u64>, abnormal: bool) -> Resu
         end,
         scanned_from: start,
         cut_bytes: cut,
+        salvaged,
     })
 }
 

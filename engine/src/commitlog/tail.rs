@@ -19,7 +19,7 @@ use std::sync::{Mutex, RwLock};
 use super::progress::{Level, Progress};
 use crate::io::tail_ring::TailRing;
 use crate::sync::{lock, read, write};
-use crate::{Error, Result};
+use crate::Result;
 
 pub struct Tail {
     ring: TailRing,
@@ -38,8 +38,9 @@ pub struct Tail {
 }
 
 impl Tail {
-    pub fn new(capacity: usize, start: u64) -> Result<Self> {
-        let ring = TailRing::new(capacity).map_err(|e| Error::io("map tail ring", e))?;
+    /// The view of `ring`, whose window starts (empty) at `start`.
+    pub fn new(ring: TailRing, start: u64) -> Result<Self> {
+        ring.empty_window_at(start);
         Ok(Tail {
             ring,
             retain_start: RwLock::new(start),
@@ -163,20 +164,19 @@ impl Tail {
             None => to,
         };
         *retain = to;
+        // Before any slot below `to` is reused: a crash from here on must not read them.
+        self.ring.publish_start(to);
         to
-    }
-
-    /// Writer only: reset the window after recovery or truncation.
-    pub fn reset(&self, to: u64) {
-        *write(&self.retain_start) = to;
     }
 
     /// Writer only: moves the window to start at `to` and runs `f` (which re-seeds ring
     /// bytes and publishes the new offsets) while holding the write lock, so no reader is
     /// inside [`Tail::with_slice`] while the window and `append_end` change.
+    /// The ring's crash window becomes empty at `to`; `f` publishes its new end.
     pub fn reset_with<R>(&self, to: u64, f: impl FnOnce() -> R) -> R {
         let mut retain = write(&self.retain_start);
         *retain = to;
+        self.ring.empty_window_at(to);
         f()
     }
 }

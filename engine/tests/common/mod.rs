@@ -57,7 +57,12 @@ pub fn copy_dir(from: &Path, to: &Path) {
         if entry.file_type().unwrap().is_dir() {
             copy_dir(&entry.path(), &target);
         } else if entry.file_name() != "lock" {
-            std::fs::copy(entry.path(), &target).unwrap();
+            match std::fs::copy(entry.path(), &target) {
+                Ok(_) => {}
+                // A temporary file renamed meanwhile (an atomic metadata write).
+                Err(e) if e.kind() == std::io::ErrorKind::NotFound => {}
+                Err(e) => panic!("copy {}: {e}", entry.path().display()),
+            }
         }
     }
 }

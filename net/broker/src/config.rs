@@ -46,11 +46,16 @@ pub struct BrokerConfig {
     pub broker_role: BrokerRole,
     /// `flushDiskType`: true = SYNC_FLUSH.
     pub sync_flush: bool,
-    /// `ackBeforeWrite` (ringmq, default false): under ASYNC_FLUSH answer a send once it is
-    /// in the writer's in-memory ring, before its O_DIRECT write completes. Faster, but a
-    /// crash of the broker process loses acknowledged messages (the default answers once
-    /// the write completed, which survives `kill -9` as RocketMQ's page cache does).
+    /// `ackBeforeWrite` (ringmq, default false): under ASYNC_FLUSH with a private tail
+    /// ring (`tailRingShmDir` empty or not a tmpfs), answer a send once it is in the ring,
+    /// before its O_DIRECT write completes. Faster, but a crash of the broker process
+    /// loses acknowledged messages (without it such a send is answered once the write
+    /// completed, which survives `kill -9`). Moot with a ring in shared memory.
     pub ack_before_write: bool,
+    /// `tailRingShmDir` (ringmq, default `/dev/shm`): the tmpfs the CommitLog's tail ring
+    /// lives in, so it survives a crash of the broker process and ASYNC_FLUSH sends are
+    /// answered from it (as RocketMQ answers from its page cache). None: private memory.
+    pub tail_ring_shm_dir: Option<PathBuf>,
     pub ha_listen_port: u16,
     pub ha_master_address: Option<String>,
     /// `namesrvAddr`: name servers to register with, `host:port;host:port` (see `register`).
@@ -158,6 +163,7 @@ impl Default for BrokerConfig {
             broker_role: BrokerRole::AsyncMaster,
             sync_flush: false,
             ack_before_write: false,
+            tail_ring_shm_dir: Some(PathBuf::from("/dev/shm")),
             ha_listen_port: 10912,
             ha_master_address: None,
             namesrv_addr: None,

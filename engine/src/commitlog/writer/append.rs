@@ -1,8 +1,8 @@
 //! Appends: a producer's messages encoded into the tail ring (physical offset, queue
 //! offset and store timestamp assigned here), or a slave's replicated bytes copied in as
 //! they are. A producer's append is queued in `durable_acks` until durable (SYNC_FLUSH and
-//! `WAIT` true) or in `write_acks` until written (otherwise), or answered at once with
-//! `ack_before_write`. Writer thread only.
+//! `WAIT` true) or in `write_acks` until written (otherwise), or answered at once when
+//! the ring is in shared memory or with `ack_before_write`. Writer thread only.
 
 use std::collections::HashMap;
 use std::time::{Instant, SystemTime, UNIX_EPOCH};
@@ -91,9 +91,7 @@ impl Writer {
             });
             self.append_end += len as u64;
         }
-        self.shared
-            .progress
-            .publish(Level::Append, PhyOffset::new(self.append_end));
+        self.publish_append();
         let outcome = AppendOutcome {
             status: PutStatus::Ok,
             appended,
@@ -109,8 +107,9 @@ impl Writer {
         };
         if cfg.flush_mode == FlushMode::Sync && req.wait_durable {
             self.durable_acks.push(ack(outcome, req.done));
-        } else if !cfg.ack_before_write {
+        } else if !self.shared.acks_from_ring() {
             // Answered once the write completed: survives a kill -9 of the broker.
+            // (From a ring in shared memory the answer is at once: that survives too.)
             self.write_acks.push(ack(outcome, req.done));
         } else {
             (req.done)(outcome);
@@ -151,9 +150,7 @@ impl Writer {
                         },
                         other => Error::WriterStopped(format!("{other:?}")),
                     }));
-                    self.shared
-                        .progress
-                        .publish(Level::Append, PhyOffset::new(self.append_end));
+                    self.publish_append();
                     return Ok(());
                 }
             }
@@ -166,11 +163,18 @@ impl Writer {
             self.append_end += n as u64;
             rest = &rest[n..];
         }
+        self.publish_append();
+        (raw.done)(Ok(self.append_end as i64));
+        Ok(())
+    }
+
+    /// Publishes `append_end`: first into the ring's crash window (the bytes are in), then
+    /// to readers and waiters.
+    fn publish_append(&self) {
+        self.shared.tail.ring().publish_end(self.append_end);
         self.shared
             .progress
             .publish(Level::Append, PhyOffset::new(self.append_end));
-        (raw.done)(Ok(self.append_end as i64));
-        Ok(())
     }
 }
 

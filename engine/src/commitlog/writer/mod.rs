@@ -8,8 +8,9 @@
 //! io_uring_enter until a completion, a doorbell from a producer, or the next deadline
 //! (`wait`). Completions advance `write_end`/`durable_end` and release the
 //! acknowledgements they cover, in offset order, in one pass (`complete`, `acks`): an
-//! append is answered once durable under SYNC_FLUSH, once written otherwise (so it
-//! survives a broker process crash), or at once with `ack_before_write`.
+//! append is answered once durable under SYNC_FLUSH; otherwise at once when the ring is
+//! in shared memory (it survives a broker process crash there, see `crash_tail`), else
+//! once written (so it survives one all the same), or at once with `ack_before_write`.
 //!
 //! Writes are pipelined. Under ASYNC_FLUSH up to MAX_INFLIGHT (8) writes are in flight,
 //! each at most 2 MiB of page-aligned pages; they complete in any order and `write_end`
@@ -117,7 +118,7 @@ pub struct Writer {
     queue_offsets: HashMap<Box<str>, Vec<QueueOffset>>,
     /// SYNC_FLUSH appends waiting for `durable_end`.
     durable_acks: Acks,
-    /// Other appends waiting for `write_end` (unless `ack_before_write`).
+    /// Other appends waiting for `write_end` (unless acks come from the ring).
     write_acks: Acks,
     shutdown: Option<std::sync::mpsc::Sender<Result<i64>>>,
     completions: Vec<Cqe>,

@@ -88,6 +88,8 @@ impl Writer {
         let base = offset - offset % seg_size;
         let next = base + seg_size;
         let page = align_down(offset);
+        // Before any file changes: a crash from here on must not write the cut bytes back.
+        self.shared.tail.ring().cut_window(offset);
 
         let target = match self.shared.segments.find(base) {
             Some(seg) => seg,
@@ -165,6 +167,7 @@ impl Writer {
                 let dst = unsafe { shared.tail.ring().slice_mut(page, seed.len()) };
                 dst.copy_from_slice(&seed);
             }
+            shared.tail.ring().publish_end(offset);
             shared.progress.reset(offset as i64);
         });
         self.prealloc.request(self.current.end());

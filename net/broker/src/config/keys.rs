@@ -82,6 +82,8 @@ pub const KEYS: &[Key] = &[
     key("storePathCommitLog", "path", "", warn_store_path_commit_log),
     key("ackBeforeWrite", "bool (loses acknowledged messages on a process crash)", "false",
         field!(ack_before_write, boolean)),
+    key("tailRingShmDir", "tmpfs path; empty: private memory, ASYNC_FLUSH acks wait for the write",
+        "/dev/shm", field!(tail_ring_shm_dir, optional_path)),
     key("flushDiskType", "ASYNC_FLUSH | SYNC_FLUSH", "ASYNC_FLUSH",
         field!(sync_flush, flush_disk_type)),
     key("syncFlushTimeout", "ms > 0", "5000", field!(sync_flush_timeout, positive_ms)),
@@ -254,6 +256,10 @@ fn optional(v: &str) -> Parsed<Option<String>> {
 
 fn secret(v: &str) -> Parsed<Option<Secret>> {
     Ok(optional(v)?.map(Secret))
+}
+
+fn optional_path(v: &str) -> Parsed<Option<PathBuf>> {
+    Ok((!v.is_empty()).then(|| PathBuf::from(v)))
 }
 
 fn path(v: &str) -> Parsed<PathBuf> {
