@@ -116,6 +116,15 @@ impl TailRing {
                 format!("{} is not on a tmpfs", path.display()),
             ));
         }
+        // Reserve the pages now: a tmpfs that fills up later would kill the writer with
+        // SIGBUS on its next store into the ring; refused here, the caller falls back.
+        let len = (capacity + PAGE) as libc::off_t;
+        // SAFETY: fallocate on our own descriptor; no memory is touched.
+        if unsafe { libc::fallocate(file.as_raw_fd(), 0, 0, len) } != 0 {
+            let err = io::Error::last_os_error();
+            let _ = std::fs::remove_file(path);
+            return Err(err);
+        }
         Self::map(file, capacity, Some(path.to_owned()), store_dir)
     }
 
