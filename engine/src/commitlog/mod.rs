@@ -8,6 +8,7 @@
 //! | `tail` | the in-memory window of recent bytes readers may copy from |
 //! | `crash_tail` | the tail ring in shared memory, written back at start-up after a process crash |
 //! | `pin` | pins on ring bytes handed to the kernel (HA send_zc), and the pin pressure that bounds them |
+//! | `stats` | flush latency, group-commit sizes and io_uring submissions, for metrics |
 //! | `progress` | published offsets `append_end >= write_end >= durable_end` and waits on them |
 //! | `request` | append requests and outcomes |
 //! | `writer/` | the writer thread: encode, pipelined writes, flush, acknowledgements (one file per step of its loop) |
@@ -34,6 +35,7 @@ pub mod progress;
 pub mod recovery;
 pub mod request;
 pub mod segment;
+pub mod stats;
 pub mod tail;
 mod writer;
 
@@ -68,6 +70,8 @@ pub(crate) struct Shared {
     pub stopped: Mutex<Option<String>>,
     /// Whether the ring and snapshot page are registered io_uring buffers.
     pub registered: std::sync::atomic::AtomicBool,
+    /// What the writer counts for operators.
+    pub stats: stats::WriterStats,
     /// Bumped by the writer before a truncation touches any file: a reader that copied
     /// from a segment file checks it did not change, so it never returns bytes that were
     /// being cut.
@@ -143,6 +147,7 @@ impl CommitLog {
             stopped: Mutex::new(None),
             registered: std::sync::atomic::AtomicBool::new(false),
             truncations: AtomicU64::new(0),
+            stats: stats::WriterStats::default(),
             cfg,
         });
         let (tx, rx) = mpsc::sync_channel(shared.cfg.queue_capacity);
@@ -188,6 +193,11 @@ impl CommitLog {
     /// after a crash salvages this ring's bytes (see [`crash_tail`]).
     pub fn ring_id(&self) -> u64 {
         self.shared.tail.ring().id()
+    }
+
+    /// Flush latency, group-commit sizes and io_uring submissions (see [`stats`]).
+    pub fn stats(&self) -> &stats::WriterStats {
+        &self.shared.stats
     }
 
     /// Whether the tail ring lives in shared memory, so what it holds survives a crash of

@@ -19,6 +19,9 @@ pub struct WriterRing {
     ring: IoUring,
     /// Whether `register` succeeded, so `WriteFixed` may be used with buffer indices.
     registered: bool,
+    /// Operations queued and io_uring_enter calls made, for the writer's metrics.
+    pub sqes: u64,
+    pub enters: u64,
 }
 
 /// One reaped completion.
@@ -40,6 +43,8 @@ impl WriterRing {
         Ok(WriterRing {
             ring,
             registered: false,
+            sqes: 0,
+            enters: 0,
         })
     }
 
@@ -162,18 +167,21 @@ impl WriterRing {
     /// # Safety
     /// Memory referenced by `entry` must outlive its completion.
     unsafe fn push(&mut self, entry: io_uring::squeue::Entry) {
+        self.sqes += 1;
         loop {
             // SAFETY: forwarded from the caller.
             if unsafe { self.ring.submission().push(&entry) }.is_ok() {
                 return;
             }
             // Submission queue full: hand what we have to the kernel and retry.
+            self.enters += 1;
             let _ = self.ring.submit();
         }
     }
 
     /// Submits queued operations and waits for at least `want` completions or `timeout`.
     pub fn submit_and_wait(&mut self, want: usize, timeout: Option<Duration>) -> io::Result<()> {
+        self.enters += 1;
         let res = match timeout {
             Some(t) if want > 0 => {
                 let ts = types::Timespec::from(t);

@@ -99,7 +99,7 @@ pub struct Broker {
     pub locks: locks::RebalanceLocks,
     pub holds: Arc<PullHold>,
     pub stats: Stats,
-    pub metrics: metrics::Metrics,
+    pub metrics: Arc<metrics::Metrics>,
     pub ops: admin_ops::OpsState,
     /// `aclEnable`: who may do what (None: anyone).
     pub acl: Option<acl::Acl>,
@@ -165,7 +165,7 @@ impl Broker {
             locks: locks::RebalanceLocks::default(),
             holds,
             stats: Stats::default(),
-            metrics: metrics::Metrics::default(),
+            metrics: Arc::default(),
             ops: admin_ops::OpsState::default(),
             acl,
             started: Instant::now(),

@@ -286,7 +286,7 @@ pub async fn process(
             }
         }
     }
-    b.metrics.on_pulled(topic, group, &result);
+    b.metrics.on_pulled(topic, group, queue_id, &result);
     Ok(respond(b, req, offset, result))
 }
 

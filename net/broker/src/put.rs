@@ -8,6 +8,7 @@
 //! Runs on: the caller's thread; `done` runs on the writer thread or the replication
 //! thread and must be short.
 
+use std::sync::atomic::Ordering;
 use std::time::Instant;
 
 use ringmq_engine::commitlog::{AppendOutcome, AppendRequest, PutStatus};
@@ -26,7 +27,12 @@ pub type PutDone = Box<dyn FnOnce(AppendOutcome, ReplicaOutcome) + Send>;
 /// replication share `syncFlushTimeout`, so a slow disk leaves the slaves less time
 /// rather than doubling the wait.
 pub fn put_like_send(b: &Broker, messages: Vec<MessageToStore>, wait: bool, done: PutDone) {
-    let replication = if wait { b.replication().cloned() } else { None };
+    let replication = if wait {
+        b.replication()
+            .map(|r| (r.clone(), std::sync::Arc::clone(&b.metrics)))
+    } else {
+        None
+    };
     let deadline = Instant::now() + b.cfg.sync_flush_timeout;
     b.store.put(AppendRequest {
         messages,
@@ -34,12 +40,18 @@ pub fn put_like_send(b: &Broker, messages: Vec<MessageToStore>, wait: bool, done
         done: Box::new(move |outcome| {
             let stored = matches!(outcome.status, PutStatus::Ok | PutStatus::FlushDiskTimeout);
             match replication {
-                Some(r) if stored => {
+                Some((r, metrics)) if stored => {
                     let end = outcome.end_offset;
+                    let waiting = Instant::now();
+                    metrics.replica_waiters.fetch_add(1, Ordering::Relaxed);
                     r.wait_replicated(
                         end,
                         deadline,
-                        Box::new(move |replica| done(outcome, replica)),
+                        Box::new(move |replica| {
+                            metrics.replica_waiters.fetch_sub(1, Ordering::Relaxed);
+                            metrics.replica_wait.record(waiting.elapsed());
+                            done(outcome, replica)
+                        }),
                     );
                 }
                 _ => done(outcome, ReplicaOutcome::NotRequired),

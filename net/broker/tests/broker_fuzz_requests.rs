@@ -5,9 +5,9 @@
 //! have panicked and no request may go unanswered.
 //!
 //! Bounded in CI (`RINGMQ_FUZZ_REQUESTS`, default 3000). A long run:
-//! `RINGMQ_FUZZ_REQUESTS=10000000 cargo test -p ringmq-broker --release --test
-//! broker_fuzz_requests -- --nocapture`; `RINGMQ_FUZZ_SEED` replays a seed (each run
-//! prints its own).
+//! `RINGMQ_FUZZ_REQUESTS=10000000 RINGMQ_FUZZ_THREADS=16 cargo test -p ringmq-broker
+//! --release --test broker_fuzz_requests -- --nocapture`; `RINGMQ_FUZZ_SEED` replays a
+//! seed (each run prints its own; connection `t` uses `seed + t`).
 
 mod common;
 
@@ -422,42 +422,33 @@ fn every_request_code_survives_generated_and_mutated_input() {
         cfg
     };
     let mut broker = common::start_with(config());
-    let mut rng = Rng(seed);
     let started = Instant::now();
-    let mut conn = Connection::connect(&broker.addr).unwrap();
-    let mut answers = std::collections::BTreeMap::new();
-    for i in 0..total {
-        let req = rng.request();
-        let code = req.code;
-        if rng.chance(3) {
-            let _ = conn.oneway(req);
-        } else {
-            match conn.request(req, T) {
-                Ok(resp) => {
-                    let known = if CODES.contains(&code) { code } else { -1 };
-                    *answers.entry((known, resp.code)).or_insert(0u64) += 1;
-                }
-                Err(e) if conn.is_closed() => {
-                    // Only a frame the broker cannot read closes a connection.
-                    panic!("seed {seed}: request {i} (code {code}) closed the connection: {e}")
-                }
-                Err(e) => panic!("seed {seed}: request {i} (code {code}) unanswered: {e}"),
+    // Several connections at once (RINGMQ_FUZZ_THREADS, default 1), each its own request
+    // stream from `seed + connection`: a long run is bound by parked pulls and round
+    // trips, not CPU. The inputs replay exactly; their interleaving across connections
+    // does not.
+    let threads: u64 = std::env::var("RINGMQ_FUZZ_THREADS")
+        .ok()
+        .and_then(|v| v.parse().ok())
+        .unwrap_or(1)
+        .max(1);
+    let answers: std::collections::BTreeMap<(i32, i32), u64> = std::thread::scope(|s| {
+        let workers: Vec<_> = (0..threads)
+            .map(|t| {
+                let addr = broker.addr.clone();
+                let count = total / threads + u64::from(t < total % threads);
+                s.spawn(move || fuzz_connection(&addr, seed.wrapping_add(t), count, started))
+            })
+            .collect();
+        let mut all = std::collections::BTreeMap::new();
+        for w in workers {
+            for (k, n) in w.join().expect("a fuzzing connection failed") {
+                *all.entry(k).or_insert(0) += n;
             }
         }
-        if (i + 1) % BATCH == 0 {
-            healthy(&broker.addr, i);
-            assert!(
-                !PANICKED.load(Ordering::SeqCst),
-                "seed {seed}: a thread panicked"
-            );
-            if (i + 1) % (BATCH * 20) == 0 {
-                conn = Connection::connect(&broker.addr).unwrap();
-                eprintln!("{} requests, {:?}", i + 1, started.elapsed());
-            }
-        }
-    }
+        all
+    });
     healthy(&broker.addr, total);
-    drop(conn);
     // How deep the inputs got: per request code (-1: unknown codes), answers by response code.
     let success = answers
         .iter()
@@ -484,4 +475,49 @@ fn every_request_code_survives_generated_and_mutated_input() {
         "request fuzzer: {total} requests in {:?}, no panic, no wedge",
         started.elapsed()
     );
+}
+
+/// Sends `count` generated requests from `seed` on one connection (a fresh one every
+/// 5,000), checking after every batch that the broker still serves and nothing panicked.
+/// Returns the answers by (request code, -1 for unknown codes; response code).
+fn fuzz_connection(
+    addr: &str,
+    seed: u64,
+    count: u64,
+    started: Instant,
+) -> std::collections::BTreeMap<(i32, i32), u64> {
+    let mut rng = Rng(seed);
+    let mut conn = Connection::connect(addr).unwrap();
+    let mut answers = std::collections::BTreeMap::new();
+    for i in 0..count {
+        let req = rng.request();
+        let code = req.code;
+        if rng.chance(3) {
+            let _ = conn.oneway(req);
+        } else {
+            match conn.request(req, T) {
+                Ok(resp) => {
+                    let known = if CODES.contains(&code) { code } else { -1 };
+                    *answers.entry((known, resp.code)).or_insert(0u64) += 1;
+                }
+                Err(e) if conn.is_closed() => {
+                    // Only a frame the broker cannot read closes a connection.
+                    panic!("seed {seed}: request {i} (code {code}) closed the connection: {e}")
+                }
+                Err(e) => panic!("seed {seed}: request {i} (code {code}) unanswered: {e}"),
+            }
+        }
+        if (i + 1) % BATCH == 0 {
+            healthy(addr, i);
+            assert!(
+                !PANICKED.load(Ordering::SeqCst),
+                "seed {seed}: a thread panicked"
+            );
+            if (i + 1) % (BATCH * 20) == 0 {
+                conn = Connection::connect(addr).unwrap();
+                eprintln!("seed {seed}: {} requests, {:?}", i + 1, started.elapsed());
+            }
+        }
+    }
+    answers
 }

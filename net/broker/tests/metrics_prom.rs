@@ -1,8 +1,9 @@
 //! `/metrics` with `metricsExporterType=PROM` on a master with a slave, scraped while
 //! producers run: per-topic messages and bytes in only grow and never pass what was sent,
 //! and equal it exactly once the producers are done; pulls show up as messages out;
-//! replication lag is reported per slave; the send failure counters and RocketMQ's
-//! storage gauges are there.
+//! messages pulled and not committed are in flight; replication lag is reported per
+//! slave; the send failure counters, RocketMQ's storage gauges and the writer's flush,
+//! group-commit and io_uring figures are there.
 
 use std::collections::BTreeMap;
 use std::io::{Read, Write};
@@ -158,6 +159,20 @@ fn metrics_prom_counts_what_the_load_sent() {
         Some(pulled)
     );
     assert!(value(&doc, "rocketmq_throughput_out_total", &out).unwrap() >= pulled * 100.0);
+    // In flight: pulled and not committed, then committed.
+    let inflight = [("topic", "MetricsA"), ("consumer_group", "metrics_cg")];
+    assert_eq!(
+        value(&doc, "rocketmq_consumer_inflight_messages", &inflight),
+        Some(pulled)
+    );
+    let mq0 = MessageQueue::new("MetricsA", "broker-a", 0);
+    c.update_offset("metrics_cg", &mq0, pulled as i64 - 2)
+        .unwrap();
+    let doc = scrape(metrics);
+    assert_eq!(
+        value(&doc, "rocketmq_consumer_inflight_messages", &inflight),
+        Some(2.0)
+    );
 
     // Replication lag per slave: reported, and 0 once the slave has everything.
     let end = master.broker().store.commitlog().max_offset();
@@ -178,6 +193,9 @@ fn metrics_prom_counts_what_the_load_sent() {
         "rocketmq_rpc_latency_bucket",
         "ringmq_ha_transfer_bytes_total",
         "rocketmq_send_to_dlq_messages_total",
+        "ringmq_sync_master_waiters",
+        "ringmq_sync_master_wait_bucket",
+        "ringmq_group_commit_appends_bucket",
     ] {
         assert!(doc.contains(name), "{name} missing:\n{doc}");
     }
@@ -198,6 +216,30 @@ fn metrics_prom_counts_what_the_load_sent() {
         .unwrap()
             >= 650.0
     );
+
+    // The writer's own: ASYNC_FLUSH fdatasyncs (every 500 ms) and io_uring submissions.
+    wait_until("an fdatasync in the flush histogram", || {
+        value(
+            &scrape(metrics),
+            "ringmq_flush_latency_count",
+            &[("flush_disk_type", "ASYNC_FLUSH")],
+        )
+        .is_some_and(|n| n >= 1.0)
+    });
+    let doc = scrape(metrics);
+    let sqes = value(
+        &doc,
+        "ringmq_io_uring_submissions_total",
+        &[("what", "sqes")],
+    )
+    .unwrap();
+    let enters = value(
+        &doc,
+        "ringmq_io_uring_submissions_total",
+        &[("what", "enters")],
+    )
+    .unwrap();
+    assert!(sqes >= 1.0 && enters >= 1.0, "{sqes} {enters}");
 
     // Anything else is 404; the endpoint goes away with the broker.
     let mut s = TcpStream::connect(metrics).unwrap();

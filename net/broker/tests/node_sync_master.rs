@@ -87,6 +87,13 @@ fn sync_master_waits_for_the_slave_and_times_out_when_it_stalls() {
     master.broker().store.commitlog().read(0, &mut a).unwrap();
     slave.broker().store.commitlog().read(0, &mut b).unwrap();
     assert!(a == b, "slave log is byte-identical");
+    // The metrics saw every wait: 52 sends waited (one timed out) and none waits now.
+    let m = &master.broker().metrics;
+    assert_eq!(m.replica_wait.snapshot().1, 52);
+    assert_eq!(
+        m.replica_waiters.load(std::sync::atomic::Ordering::Relaxed),
+        0
+    );
     slave.shutdown().unwrap();
     master.shutdown().unwrap();
 }

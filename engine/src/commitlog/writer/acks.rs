@@ -36,11 +36,15 @@ impl Acks {
     }
 
     /// Answers every acknowledgement the offset now covers (`ack.end <= end`).
-    pub fn release_upto(&mut self, end: u64) {
+    /// Answers every acknowledgement up to `end`; returns how many.
+    pub fn release_upto(&mut self, end: u64) -> usize {
+        let mut n = 0;
         while self.queue.front().is_some_and(|a| a.end <= end) {
             let ack = self.queue.pop_front().expect("front exists");
             (ack.done)(ack.outcome);
+            n += 1;
         }
+        n
     }
 
     /// Answers FLUSH_DISK_TIMEOUT to every acknowledgement past its own deadline.

@@ -2,6 +2,7 @@
 //! acknowledgements released or expired, and a failed write or fdatasync turned into a
 //! stopped writer. Writer thread only.
 
+use std::sync::atomic::Ordering;
 use std::time::Instant;
 
 use super::inflight::{
@@ -26,6 +27,11 @@ impl Writer {
         }
         self.completions = cqes;
         self.advance_written();
+        let stats = &self.shared.stats;
+        stats.uring_sqes.store(self.ring.sqes, Ordering::Relaxed);
+        stats
+            .uring_enters
+            .store(self.ring.enters, Ordering::Relaxed);
     }
 
     /// One op of a piece of a write completed: a write (maybe short) or its linked
@@ -71,6 +77,10 @@ impl Writer {
         while self.inflight.front().is_some_and(|w| w.settled(failed)) {
             let w = self.inflight.pop_front().expect("front exists");
             self.first_write_id = self.first_write_id.wrapping_add(1);
+            if w.durable && !failed {
+                let us = w.submitted.elapsed().as_micros() as u64;
+                self.shared.stats.flush_us.record(us);
+            }
             written = Some((w.end, w.durable));
         }
         if self.inflight.is_empty() && failed {
@@ -104,6 +114,8 @@ impl Writer {
         if *left == 0 {
             let target = *target;
             self.fsync_inflight = None;
+            let us = self.last_fsync.elapsed().as_micros() as u64;
+            self.shared.stats.flush_us.record(us);
             if self.failed.is_none() {
                 self.set_durable(target);
             }
@@ -118,7 +130,10 @@ impl Writer {
         self.shared
             .progress
             .publish(Level::Durable, PhyOffset::new(end));
-        self.durable_acks.release_upto(end);
+        let answered = self.durable_acks.release_upto(end);
+        if answered > 0 {
+            self.shared.stats.group_commit.record(answered as u64);
+        }
     }
 
     /// Answers FLUSH_DISK_TIMEOUT to every ack past its own deadline.

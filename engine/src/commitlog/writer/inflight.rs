@@ -160,6 +160,8 @@ pub(super) struct Inflight {
     pub parts: Vec<Part>,
     /// Durable when it completes (RWF_DSYNC or linked fdatasync).
     pub durable: bool,
+    /// When it went to the ring (flush latency of a durable write).
+    pub submitted: std::time::Instant,
     /// The writes carry RWF_DSYNC.
     pub dsync: bool,
     /// Each piece's write is followed by a linked fdatasync.

@@ -94,6 +94,7 @@ impl Writer {
             end,
             parts,
             durable: sync,
+            submitted: Instant::now(),
             dsync,
             linked_fsync,
             partial: end > full_end,

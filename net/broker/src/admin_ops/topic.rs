@@ -68,6 +68,7 @@ pub fn delete_topic_in_broker(
         }
     };
     b.consumer_offsets.remove_topic(topic);
+    b.metrics.pull_offsets.remove_topic(topic);
     if let Err(e) = b.consumer_offsets.persist() {
         tracing::error!(error = %e, "persisting consumer offsets after a topic deletion failed");
     }

@@ -5,6 +5,7 @@
 //! | `counters` | per-topic and per-(topic, group) message/byte counters, send failure counts | network cores (add), scrape thread (read) |
 //! | `tps` | 10 s / 60 s / 600 s rates for GET_BROKER_RUNTIME_INFO | housekeeping thread (sample) |
 //! | `rpc` | `rocketmq_rpc_latency` histograms by request and response code | network cores, writer callback |
+//! | `inflight` | pull offsets per group and queue, for `rocketmq_consumer_inflight_messages` | network cores (pull), scrape thread |
 //! | `prom` | the `/metrics` document (RocketMQ 5 names and labels, `ringmq_` extras) | scrape thread |
 //! | `exporter` | the HTTP endpoint, on its own thread | `ringmq-metrics` thread |
 //!
@@ -13,6 +14,7 @@
 
 pub mod counters;
 pub mod exporter;
+pub mod inflight;
 pub mod prom;
 pub mod rpc;
 pub mod tps;
@@ -46,6 +48,12 @@ pub struct Metrics {
     pub message_size: Arc<SizeHist>,
     /// Messages sent back into `%DLQ%<group>`, per group.
     pub dlq: FlowMap<String>,
+    /// How far each group's pulls reached, per queue (in-flight messages).
+    pub pull_offsets: inflight::PullOffsets,
+    /// SYNC_MASTER sends waiting for their slaves now.
+    pub replica_waiters: std::sync::atomic::AtomicI64,
+    /// How long SYNC_MASTER sends waited for their slaves (after the local store).
+    pub replica_wait: rpc::Hist,
     /// A master's slaves (set by the node once HA is up), for per-slave lag.
     slave_table: OnceLock<Arc<SlaveTable>>,
     exporter: Mutex<Option<exporter::Exporter>>,
@@ -132,11 +140,14 @@ impl Metrics {
         }
     }
 
-    /// Counts a pull's answer (only FOUND carries messages).
-    pub fn on_pulled(&self, topic: &str, group: &str, r: &GetResult) {
+    /// Counts a pull's answer (only FOUND carries messages) and raises the group's pull
+    /// offset of the queue.
+    pub fn on_pulled(&self, topic: &str, group: &str, queue_id: i32, r: &GetResult) {
         if r.messages.is_empty() {
             return;
         }
+        self.pull_offsets
+            .record(topic, group, queue_id, r.next_begin_offset);
         let (n, bytes) = (r.messages.len() as u64, r.total_bytes as u64);
         self.got_bytes.fetch_add(bytes, Ordering::Relaxed);
         let groups = read(&self.out).get(topic).cloned();

@@ -240,6 +240,33 @@ impl Collector for BrokerCollector {
             &lag,
         )?;
 
+        // In flight: pulled (the group's pull offset) minus committed, per topic.
+        let mut inflight: Vec<(Labels, i64)> = Vec::new();
+        for (topic, group, marks) in m.pull_offsets.snapshot() {
+            let key = format!("{topic}{TOPIC_GROUP_SEPARATOR}{group}");
+            let committed = offsets.offset_table.get(&key);
+            let n = super::inflight::in_flight(
+                &marks,
+                |q| committed.and_then(|c| c.get(&q).copied()),
+                |q| b.store.min_offset_in_queue(&topic, q),
+            );
+            inflight.push((
+                vec![
+                    ("is_retry", topic.starts_with("%RETRY%").to_string()),
+                    ("is_system", is_system(&topic)),
+                    ("topic", topic),
+                    ("consumer_group", group),
+                ],
+                n,
+            ));
+        }
+        gauge(
+            &mut enc,
+            "rocketmq_consumer_inflight_messages",
+            "Messages the group has pulled and not yet committed, per topic.",
+            &inflight,
+        )?;
+
         // Storage.
         let log = b.store.commitlog();
         let (min, max) = (log.min_offset(), log.max_offset());
@@ -303,6 +330,69 @@ impl Collector for BrokerCollector {
                 (
                     vec![("code", "FLUSH_SLAVE_TIMEOUT".into())],
                     load(&f.flush_slave_timeout),
+                ),
+            ],
+        )?;
+        gauge(
+            &mut enc,
+            "ringmq_sync_master_waiters",
+            "SYNC_MASTER sends stored locally and waiting for their slaves.",
+            &[(
+                vec![],
+                m.replica_waiters.load(std::sync::atomic::Ordering::Relaxed),
+            )],
+        )?;
+        {
+            let mut h = enc.encode_descriptor(
+                "ringmq_sync_master_wait",
+                "How long SYNC_MASTER sends waited for their slaves after the local store, in milliseconds.",
+                None,
+                MetricType::Histogram,
+            )?;
+            let (sum, count, buckets) = m.replica_wait.snapshot();
+            h.encode_family(&Labels::new())?
+                .encode_histogram::<NoLabelSet>(sum, count, &buckets, None)?;
+        }
+        let stats = log.stats();
+        {
+            let mut h = enc.encode_descriptor(
+                "ringmq_flush_latency",
+                "CommitLog flushes (SYNC_FLUSH: each durable write; ASYNC_FLUSH: each fdatasync), submission to completion, in microseconds.",
+                None,
+                MetricType::Histogram,
+            )?;
+            let (sum, count, buckets) = stats.flush_us.snapshot();
+            let mode = if log.config().flush_mode == ringmq_engine::commitlog::FlushMode::Sync {
+                "SYNC_FLUSH"
+            } else {
+                "ASYNC_FLUSH"
+            };
+            h.encode_family(&vec![("flush_disk_type", mode.to_string())])?
+                .encode_histogram::<NoLabelSet>(sum as f64, count, &buckets, None)?;
+        }
+        {
+            let mut h = enc.encode_descriptor(
+                "ringmq_group_commit_appends",
+                "Appends answered by one durable step (SYNC_FLUSH group commit size).",
+                None,
+                MetricType::Histogram,
+            )?;
+            let (sum, count, buckets) = stats.group_commit.snapshot();
+            h.encode_family(&Labels::new())?
+                .encode_histogram::<NoLabelSet>(sum as f64, count, &buckets, None)?;
+        }
+        counter(
+            &mut enc,
+            "ringmq_io_uring_submissions",
+            "The CommitLog writer's io_uring: operations queued (sqes) and io_uring_enter calls (enters).",
+            &[
+                (
+                    vec![("ring", "commitlog".into()), ("what", "sqes".into())],
+                    load(&stats.uring_sqes),
+                ),
+                (
+                    vec![("ring", "commitlog".into()), ("what", "enters".into())],
+                    load(&stats.uring_enters),
                 ),
             ],
         )?;
