@@ -39,17 +39,32 @@ pub fn next_opaque() -> i32 {
 /// their spans, so decoding a header costs two allocations instead of two per field
 /// (the send path decodes one such header per message). A replaced or removed value
 /// stays in the arena as garbage until the map is dropped; headers are short-lived.
+/// The entries live in a boxed slice whose used slots are a prefix (the rest are
+/// [`Entry::UNUSED`]) rather than a `Vec`, which keeps `RemotingCommand` as small as it
+/// was (it is moved through queues and returned in `Result`s).
 #[derive(Clone, Default)]
 pub struct ExtFields {
     text: String,
-    entries: Vec<Entry>,
+    slots: Box<[Entry]>,
 }
 
 /// Byte spans of one entry's key and value in `ExtFields::text`.
-#[derive(Debug, Clone, Copy)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
 struct Entry {
     key: (u32, u32),
     value: (u32, u32),
+}
+
+impl Entry {
+    /// A free slot; no span starts at `u32::MAX` (see `span_offset`).
+    const UNUSED: Entry = Entry {
+        key: (u32::MAX, u32::MAX),
+        value: (0, 0),
+    };
+
+    fn is_used(&self) -> bool {
+        self.key.0 != u32::MAX
+    }
 }
 
 impl ExtFields {
@@ -61,8 +76,24 @@ impl ExtFields {
     pub fn with_capacity(entries: usize, text: usize) -> Self {
         Self {
             text: String::with_capacity(text),
-            entries: Vec::with_capacity(entries),
+            slots: vec![Entry::UNUSED; entries].into_boxed_slice(),
         }
+    }
+
+    /// The entries, in order.
+    fn entries(&self) -> &[Entry] {
+        let n = self.slots.partition_point(Entry::is_used);
+        &self.slots[..n]
+    }
+
+    fn push_entry(&mut self, e: Entry) {
+        let n = self.entries().len();
+        if n == self.slots.len() {
+            let mut grown = vec![Entry::UNUSED; (2 * n).max(8)];
+            grown[..n].copy_from_slice(&self.slots);
+            self.slots = grown.into_boxed_slice();
+        }
+        self.slots[n] = e;
     }
 
     fn span(&self, (start, end): (u32, u32)) -> &str {
@@ -70,7 +101,7 @@ impl ExtFields {
     }
 
     fn position(&self, key: &str) -> Option<usize> {
-        self.entries.iter().rposition(|e| self.span(e.key) == key)
+        self.entries().iter().rposition(|e| self.span(e.key) == key)
     }
 
     /// Appends `s` to the arena; its span.
@@ -82,7 +113,7 @@ impl ExtFields {
 
     /// Value of the last entry named `key`.
     pub fn get(&self, key: &str) -> Option<&str> {
-        self.position(key).map(|i| self.span(self.entries[i].value))
+        self.position(key).map(|i| self.span(self.slots[i].value))
     }
 
     /// Set `key` (replacing the value the lookup would return) or append it.
@@ -103,10 +134,10 @@ impl ExtFields {
 
     fn set_value(&mut self, key: &str, value: (u32, u32)) {
         match self.position(key) {
-            Some(i) => self.entries[i].value = value,
+            Some(i) => self.slots[i].value = value,
             None => {
                 let key = self.put_text(key);
-                self.entries.push(Entry { key, value });
+                self.push_entry(Entry { key, value });
             }
         }
     }
@@ -120,7 +151,7 @@ impl ExtFields {
     pub fn push_str(&mut self, key: &str, value: &str) {
         let key = self.put_text(key);
         let value = self.put_text(value);
-        self.entries.push(Entry { key, value });
+        self.push_entry(Entry { key, value });
     }
 
     /// The arena, for a decoder that unescapes a key or value straight into it; the
@@ -135,7 +166,7 @@ impl ExtFields {
         assert!(key.0 <= key.1 && value.0 <= value.1 && key.1.max(value.1) <= self.text.len());
         assert!(self.text.is_char_boundary(key.0) && self.text.is_char_boundary(key.1));
         assert!(self.text.is_char_boundary(value.0) && self.text.is_char_boundary(value.1));
-        self.entries.push(Entry {
+        self.push_entry(Entry {
             key: (span_offset(key.0), span_offset(key.1)),
             value: (span_offset(value.0), span_offset(value.1)),
         });
@@ -144,24 +175,31 @@ impl ExtFields {
     /// Remove every entry named `key`; returns the value the lookup returned.
     pub fn remove(&mut self, key: &str) -> Option<String> {
         let pos = self.position(key)?;
-        let value = self.span(self.entries[pos].value).to_owned();
-        let text = &self.text;
-        self.entries
-            .retain(|e| &text[e.key.0 as usize..e.key.1 as usize] != key);
+        let value = self.span(self.slots[pos].value).to_owned();
+        let n = self.entries().len();
+        let mut kept = 0;
+        for i in 0..n {
+            let e = self.slots[i];
+            if self.span(e.key) != key {
+                self.slots[kept] = e;
+                kept += 1;
+            }
+        }
+        self.slots[kept..n].fill(Entry::UNUSED);
         Some(value)
     }
 
     pub fn len(&self) -> usize {
-        self.entries.len()
+        self.entries().len()
     }
 
     pub fn is_empty(&self) -> bool {
-        self.entries.is_empty()
+        self.entries().is_empty()
     }
 
     /// Entries in wire order.
     pub fn iter(&self) -> impl ExactSizeIterator<Item = (&str, &str)> + '_ {
-        self.entries
+        self.entries()
             .iter()
             .map(|e| (self.span(e.key), self.span(e.value)))
     }
@@ -169,8 +207,12 @@ impl ExtFields {
 
 /// A byte offset in the arena as stored (headers are far below 4 GiB: frames are capped
 /// at 16 MiB by default and 2 GiB by the length word).
+/// `u32::MAX` itself is never a span offset: it marks a free slot.
 fn span_offset(at: usize) -> u32 {
-    u32::try_from(at).expect("extFields text over 4 GiB")
+    u32::try_from(at)
+        .ok()
+        .filter(|&at| at != u32::MAX)
+        .expect("extFields text over 4 GiB")
 }
 
 impl PartialEq for ExtFields {
@@ -491,6 +533,12 @@ mod tests {
         assert!(cmd.ext_bool("b").is_err());
         let e = cmd.ext_i64_any(&["h", "flag"]).unwrap_err();
         assert_eq!(e.to_string(), r#"missing header field "h" or "flag""#);
+    }
+
+    #[test]
+    fn commands_stay_small() {
+        // Moved through queues and returned in `Result`s (clippy's result_large_err).
+        assert!(std::mem::size_of::<RemotingCommand>() < 128);
     }
 
     #[test]
