@@ -17,12 +17,12 @@ use std::sync::atomic::{AtomicU32, Ordering};
 use std::sync::Arc;
 
 use bytes::{BufMut, Bytes, BytesMut};
-use ringmq_engine::commitlog::{AppendOutcome, PutStatus};
+use ringmq_engine::commitlog::{AppendOutcome, Appended, PutStatus};
 use ringmq_engine::delay_levels::SCHEDULE_TOPIC;
 use ringmq_engine::meta::PERM_WRITE;
 use ringmq_engine::record::{
-    self, decode_batch, keys, offset_msg_id, sysflag, MessageToStore, PropertyIter,
-    DLQ_TOPIC_PREFIX, RETRY_TOPIC_PREFIX,
+    self, decode_batch, keys, sysflag, MessageToStore, OffsetMsgId, PropertyIter, DLQ_TOPIC_PREFIX,
+    RETRY_TOPIC_PREFIX,
 };
 
 use super::conn::{header_error, ConnInfo, Outgoing, SendCtx};
@@ -33,7 +33,7 @@ use ringmq_engine::delay_levels;
 use ringmq_engine::record::edit_properties;
 use ringmq_ha::ReplicaOutcome;
 use ringmq_remoting::codes::{response_code as rs, version};
-use ringmq_remoting::command::RemotingCommand;
+use ringmq_remoting::command::{ExtFields, RemotingCommand};
 use ringmq_remoting::error::FrameError;
 use ringmq_remoting::header::{RequestHeader, SendMessageHeader};
 
@@ -288,6 +288,9 @@ fn prepare_inner(
         return Ok(reject(req, rs::MESSAGE_ILLEGAL, err.to_string()));
     }
     let mut response = RemotingCommand::response_to(req, rs::SUCCESS, None);
+    // Room for the six fields the answer gets (MSG_REGION and TRACE_ON now; msgId,
+    // queueId, queueOffset and transactionId in `responses`) without regrowing.
+    response.ext_fields = ExtFields::with_capacity(6, 128 + b.cfg.region_id.len());
     response.set_ext("MSG_REGION", &b.cfg.region_id);
     response.set_ext("TRACE_ON", b.cfg.trace_on);
     let ctx = SendCtx {
@@ -421,6 +424,25 @@ fn stored_properties(client: &[u8], cluster: &str, add_uniq: bool) -> Result<Sto
     })
 }
 
+/// The `msgId` of a send's answer: its stored messages' offsetMsgIds, comma-separated,
+/// written into the response without intermediate strings.
+struct MsgIds<'a> {
+    store_host: &'a std::net::SocketAddr,
+    appended: &'a [Appended],
+}
+
+impl std::fmt::Display for MsgIds<'_> {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        for (i, a) in self.appended.iter().enumerate() {
+            if i > 0 {
+                f.write_str(",")?;
+            }
+            write!(f, "{}", OffsetMsgId::new(self.store_host, a.phys_offset))?;
+        }
+        Ok(())
+    }
+}
+
 /// Turns the writer's answer for one turn into one response per request.
 pub fn responses(
     b: &Broker,
@@ -472,11 +494,13 @@ pub fn responses(
         resp.code = code;
         resp.remark = remark.clone();
         if let Some(first) = mine.first() {
-            let ids: Vec<String> = mine
-                .iter()
-                .map(|a| offset_msg_id(&store_host, a.phys_offset))
-                .collect();
-            resp.set_ext("msgId", ids.join(","));
+            resp.set_ext(
+                "msgId",
+                MsgIds {
+                    store_host: &store_host,
+                    appended: mine,
+                },
+            );
             resp.set_ext("queueId", ctx.queue_id);
             resp.set_ext("queueOffset", first.queue_offset);
             if let Some(uniq) = &ctx.uniq_key {
