@@ -13,6 +13,8 @@
 //! same escapes: `\"`, `\\`, `\b \t \n \f \r`, other control bytes as `\u00xx`), without
 //! going through a `Serializer`.
 
+use std::borrow::Cow;
+
 use bytes::{BufMut, BytesMut};
 
 use crate::codes::{LanguageCode, SerializeType};
@@ -76,12 +78,69 @@ fn format_i64(buf: &mut [u8; 20], v: i64) -> &[u8] {
     &buf[at..]
 }
 
+/// The JSON header of a response (language, version and flag as
+/// `RemotingCommand::response_to` sets them) whose extFields are `fields` in order, each
+/// value its `Display` text: the bytes [`encode`] writes for that command, without
+/// building it. Keys must be distinct (as `set_ext` would leave them).
+pub fn encode_response(
+    dst: &mut BytesMut,
+    code: i32,
+    opaque: i32,
+    remark: Option<&str>,
+    fields: &[(&str, &dyn std::fmt::Display)],
+) {
+    use std::fmt::Write;
+    dst.put_slice(b"{\"code\":");
+    put_i32(dst, code);
+    dst.put_slice(b",\"language\":\"");
+    dst.put_slice(crate::command::LOCAL_LANGUAGE.name().as_bytes());
+    dst.put_slice(b"\",\"version\":");
+    put_i32(dst, crate::command::LOCAL_VERSION);
+    dst.put_slice(b",\"opaque\":");
+    put_i32(dst, opaque);
+    dst.put_slice(b",\"flag\":");
+    put_i32(dst, RemotingCommand::RESPONSE_FLAG);
+    if let Some(remark) = remark {
+        dst.put_slice(b",\"remark\":");
+        put_str(dst, remark);
+    }
+    dst.put_slice(b",\"extFields\":{");
+    for (i, (k, v)) in fields.iter().enumerate() {
+        if i > 0 {
+            dst.put_u8(b',');
+        }
+        put_str(dst, k);
+        dst.put_slice(b":\"");
+        write!(Escaping(dst), "{v}").expect("writing to a buffer cannot fail");
+        dst.put_u8(b'"');
+    }
+    dst.put_slice(b"},\"serializeTypeCurrentRPC\":\"");
+    dst.put_slice(SerializeType::Json.name().as_bytes());
+    dst.put_slice(b"\"}");
+}
+
+/// Writes text into a buffer escaped as inside a JSON string literal.
+struct Escaping<'a>(&'a mut BytesMut);
+
+impl std::fmt::Write for Escaping<'_> {
+    fn write_str(&mut self, s: &str) -> std::fmt::Result {
+        put_escaped(self.0, s);
+        Ok(())
+    }
+}
+
 /// A JSON string literal of `s`, escaped as serde_json escapes it.
 pub fn put_str(dst: &mut BytesMut, s: &str) {
+    dst.reserve(s.len() + 2);
+    dst.put_u8(b'"');
+    put_escaped(dst, s);
+    dst.put_u8(b'"');
+}
+
+/// The inside of [`put_str`]'s literal.
+fn put_escaped(dst: &mut BytesMut, s: &str) {
     const HEX: &[u8; 16] = b"0123456789abcdef";
     let bytes = s.as_bytes();
-    dst.reserve(bytes.len() + 2);
-    dst.put_u8(b'"');
     let mut start = 0;
     for (i, &b) in bytes.iter().enumerate() {
         let short = match b {
@@ -111,7 +170,6 @@ pub fn put_str(dst: &mut BytesMut, s: &str) {
         }
     }
     dst.put_slice(&bytes[start..]);
-    dst.put_u8(b'"');
 }
 
 /// The common-case header, or `None` when the serde decoder must decide (see the module
@@ -133,11 +191,11 @@ pub fn decode(src: &[u8]) -> Option<RemotingCommand> {
     } else {
         loop {
             p.ws();
-            let key = p.string()?;
+            let key = p.str_cow()?;
             p.ws();
             p.eat(b':')?;
             p.ws();
-            match key.as_str() {
+            match &*key {
                 "code" => once(&mut code, p.i32()?)?,
                 "version" => once(&mut version, p.opt(Parser::i32)?)?,
                 "opaque" => once(&mut opaque, p.opt(Parser::i32)?)?,
@@ -146,7 +204,7 @@ pub fn decode(src: &[u8]) -> Option<RemotingCommand> {
                 "language" => once(
                     &mut language,
                     p.opt(|p| {
-                        let name = p.string()?;
+                        let name = p.str_cow()?;
                         Some(LanguageCode::from_name(&name).unwrap_or(LanguageCode::OTHER))
                     })?,
                 )?,
@@ -192,7 +250,7 @@ struct Parser<'a> {
     at: usize,
 }
 
-impl Parser<'_> {
+impl<'a> Parser<'a> {
     fn peek(&self) -> Option<u8> {
         self.src.get(self.at).copied()
     }
@@ -258,9 +316,34 @@ impl Parser<'_> {
     /// A string literal, unescaped; `None` for a control byte, invalid UTF-8 or a
     /// surrogate escape.
     fn string(&mut self) -> Option<String> {
+        self.str_cow().map(Cow::into_owned)
+    }
+
+    /// [`string`](Self::string), borrowed from the input when it has no escapes (keys,
+    /// language names and skipped values need no allocation).
+    fn str_cow(&mut self) -> Option<Cow<'a, str>> {
+        let src: &'a [u8] = self.src;
+        let start = self.at + 1;
+        if self.peek()? != b'"' {
+            return None;
+        }
+        self.at = start;
+        self.skip_plain();
+        while let Some(b) = self.peek() {
+            match b {
+                b'"' => {
+                    let s = std::str::from_utf8(&src[start..self.at]).ok()?;
+                    self.at += 1;
+                    return Some(Cow::Borrowed(s));
+                }
+                b'\\' | 0x00..=0x1F => break,
+                _ => self.at += 1,
+            }
+        }
+        self.at = start - 1;
         let mut out = String::new();
         self.string_into(&mut out)?;
-        Some(out)
+        Some(Cow::Owned(out))
     }
 
     /// [`string`](Self::string), appended to `out` (left with garbage on `None`).
@@ -268,6 +351,7 @@ impl Parser<'_> {
         self.eat(b'"')?;
         let start = self.at;
         // Fast scan: most strings have no escapes.
+        self.skip_plain();
         while let Some(b) = self.peek() {
             match b {
                 b'"' => {
@@ -319,6 +403,30 @@ impl Parser<'_> {
         }
     }
 
+    /// Moves past the bytes that need no attention inside a string (anything but `"`,
+    /// `\\` and control bytes), eight at a time.
+    fn skip_plain(&mut self) {
+        const ONES: u64 = 0x0101_0101_0101_0101;
+        const HIGH: u64 = 0x8080_8080_8080_8080;
+        // A byte of `x` is zero iff the same byte of the result has its high bit set
+        // (exact when no byte of `x` is >= 0x80 after the masking below).
+        let zero_byte = |x: u64| x.wrapping_sub(ONES) & !x & HIGH;
+        while let Some(chunk) = self.src.get(self.at..self.at + 8) {
+            let x = u64::from_le_bytes(chunk.try_into().expect("8 bytes"));
+            // Bytes >= 0x80 (UTF-8) are plain: clear their high bit before comparing, and
+            // count them out of the control-byte test.
+            let low = x & !HIGH;
+            let quote = zero_byte(low ^ (ONES * u64::from(b'"')));
+            let backslash = zero_byte(low ^ (ONES * u64::from(b'\\')));
+            // byte < 0x20 iff (byte & 0x7f) < 0x20 and the byte's high bit is clear.
+            let control = low.wrapping_sub(ONES * 0x20) & !low & !x & HIGH;
+            if quote | backslash | control != 0 {
+                return; // the byte-by-byte loop finds which one
+            }
+            self.at += 8;
+        }
+    }
+
     /// A flat object of string (or null, dropped) values, unescaped straight into the
     /// map's one text buffer (escapes only shrink text, so the rest of the header bounds
     /// its size).
@@ -359,7 +467,7 @@ impl Parser<'_> {
     /// The value of a key the header does not know: a string, `null`, `true` or `false`.
     fn scalar_to_skip(&mut self) -> Option<()> {
         match self.peek()? {
-            b'"' => self.string().map(drop),
+            b'"' => self.str_cow().map(drop),
             b'n' => self.literal(b"null"),
             b't' => self.literal(b"true"),
             b'f' => self.literal(b"false"),
@@ -399,6 +507,47 @@ mod tests {
                 serde_json::to_string(s).unwrap().as_bytes(),
                 "{s:?}"
             );
+        }
+    }
+
+    #[test]
+    fn skip_plain_stops_at_or_before_the_first_special_byte() {
+        let mut seed = 0x9e37_79b9_7f4a_7c15u64;
+        let mut next = move || {
+            seed ^= seed << 13;
+            seed ^= seed >> 7;
+            seed ^= seed << 17;
+            seed
+        };
+        let alphabet: &[u8] = b"ab\"\\\x00\x01\x1f\x20\x7f\x80\xa2\xdc\xff~";
+        for _ in 0..20_000 {
+            let len = (next() % 40) as usize;
+            let src: Vec<u8> = (0..len)
+                .map(|_| {
+                    let r = next();
+                    if r % 4 == 0 {
+                        alphabet[(r >> 8) as usize % alphabet.len()]
+                    } else {
+                        b'a' + (r >> 8) as u8 % 26
+                    }
+                })
+                .collect();
+            let first_special = src
+                .iter()
+                .position(|&b| b == b'"' || b == b'\\' || b < 0x20)
+                .unwrap_or(src.len());
+            let mut p = Parser { src: &src, at: 0 };
+            p.skip_plain();
+            assert!(p.at <= first_special, "{src:?}: skipped to {}", p.at);
+            assert_eq!(p.at % 8, 0);
+            // Bytes >= 0x80 may stop it early (the byte loop then goes on); ASCII may not.
+            if src.is_ascii() {
+                assert!(
+                    first_special - p.at < 8,
+                    "{src:?}: stopped early at {}",
+                    p.at
+                );
+            }
         }
     }
 
