@@ -12,6 +12,7 @@
 //! * [`ceiling::loopback`]: TCP round trip and bandwidth over 127.0.0.1.
 //! * [`open_loop`]: fixed-rate sends with latency from each send's scheduled time.
 //! * [`closed_loop`]: back-to-back sends at a fixed concurrency, for throughput.
+//! * [`cpu`]: CPU time of a process (all its threads) or of this one.
 //! * [`delay_proxy`]: a TCP proxy adding a fixed one-way delay (a slow link).
 //! * [`report`]: aligned tables (`name value unit ceiling ratio`) and
 //!   histogram percentiles.
@@ -21,6 +22,7 @@
 
 pub mod ceiling;
 pub mod closed_loop;
+pub mod cpu;
 pub mod delay_proxy;
 pub mod open_loop;
 pub mod report;

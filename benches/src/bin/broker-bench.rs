@@ -6,21 +6,36 @@
 //! number of sends in flight per connection); latency at a fixed offered rate (open loop:
 //! each send has a scheduled time and its latency counts from that time, so a stall
 //! cannot hide); and the loopback TCP round trip. Last line: `RESULT ...`.
+//!
+//! CPU per message: the broker started here runs as a child process (this program
+//! re-executed with `--serve`), so its CPU time is read whole from `/proc/<pid>/stat`
+//! (every thread of it, exited ones included) and none of the load generator's is
+//! counted. `broker_cpu_us_per_msg` is that time over the acknowledged sends of the
+//! 16-connection run (and, on its own line, of the fixed-rate run).
+//! `engine_cpu_us_per_msg` is the CommitLog alone in this process after the broker runs:
+//! 1 KiB ASYNC_FLUSH appends in batches of 64 (engine-bench's setup), this whole
+//! process's CPU time (the appending thread and the writer) over the records acknowledged.
 
-use std::path::PathBuf;
+use std::io::{BufRead, BufReader, Read};
+use std::path::{Path, PathBuf};
+use std::process::{Child, Command, Stdio};
 use std::sync::atomic::{AtomicU64, Ordering};
-use std::sync::Arc;
+use std::sync::{mpsc, Arc};
 use std::time::{Duration, Instant};
 
-use bytes::Bytes;
+use bytes::{Bytes, BytesMut};
 use clap::Parser;
 use hdrhistogram::Histogram;
 use ringmq_benches::ceiling::loopback;
+use ringmq_benches::cpu;
 use ringmq_benches::open_loop;
 use ringmq_benches::report::{Percentiles, Table};
 use ringmq_broker::BrokerConfig;
 use ringmq_broker::Server;
 use ringmq_client::{Message, Producer, ProducerOptions};
+use ringmq_engine::commitlog::{AppendRequest, CommitLog, CommitLogConfig, FlushMode, PutStatus};
+use ringmq_engine::record::encode_properties;
+use ringmq_engine::record::MessageToStore;
 use ringmq_remoting::SerializeType;
 
 #[derive(Parser)]
@@ -57,6 +72,12 @@ struct Args {
     /// 16 connections 95-115 k msgs/s pinned vs 128-134 k unpinned).
     #[arg(long)]
     pin: bool,
+    /// Seconds of the engine-alone append run (CPU per record beside the broker's).
+    #[arg(long, default_value_t = 2.0)]
+    engine_secs: f64,
+    /// Internal: run only the broker, print its address, serve until stdin closes.
+    #[arg(long, hide = true)]
+    serve: bool,
 }
 
 const TOPIC: &str = "BenchTopic";
@@ -68,22 +89,20 @@ fn main() {
         "binary" => SerializeType::RocketMq,
         other => panic!("--header {other}: expected json or binary"),
     };
+    if args.serve {
+        serve(&args);
+        return;
+    }
     let rtt = loopback::rtt(5000);
-    let (server, addr) = match &args.addr {
+    let (mut child, addr) = match &args.addr {
         Some(a) => (None, a.clone()),
         None => {
-            let _ = std::fs::remove_dir_all(&args.dir);
-            let cfg = BrokerConfig {
-                store_path_root_dir: args.dir.clone(),
-                listen_port: 0,
-                pin_threads: args.pin,
-                ..Default::default()
-            };
-            let server = Server::open(cfg).expect("start broker");
-            let addr = server.local_addr().to_string();
-            (Some(server), addr)
+            let (child, addr) = spawn_broker(&args);
+            (Some(child), addr)
         }
     };
+    let broker_pid = child.as_ref().map(|c| c.id());
+    let broker_cpu = || broker_pid.map(|pid| cpu::process_us(pid).expect("broker /proc stat"));
     println!(
         "broker-bench against {addr} ({} headers, {} B bodies)",
         args.header, args.body
@@ -92,8 +111,17 @@ fn main() {
     // Warm up: creates the topic and its queues.
     throughput(&addr, &body, 1, args.inflight, 0.5, serialize_type);
     let conn1 = throughput(&addr, &body, 1, args.inflight, args.secs, serialize_type);
+    let cpu0 = broker_cpu();
     let conn16 = throughput(&addr, &body, 16, args.inflight, args.secs, serialize_type);
+    let cpu1 = broker_cpu();
     let lat = fixed_rate(&addr, &body, args.rate, args.latency_secs, serialize_type);
+    let cpu2 = broker_cpu();
+    let per_msg = |a: Option<u64>, b: Option<u64>, msgs: u64| match (a, b) {
+        (Some(a), Some(b)) if msgs > 0 => Some((b - a) as f64 / msgs as f64),
+        _ => None,
+    };
+    let conn16_cpu = per_msg(cpu0, cpu1, conn16.ok);
+    let fixed_cpu = per_msg(cpu1, cpu2, lat.latency_us.len());
 
     let rtt_p = Percentiles::of(&rtt).scaled(1000.0);
     let mut t = Table::new("produce throughput, 1 KiB bodies");
@@ -121,14 +149,154 @@ fn main() {
     t.row("errors", lat.errors as f64, "sends", None);
     t.print();
     let p = Percentiles::of(&lat.latency_us);
-    if let Some(s) = server {
-        s.shutdown().expect("broker shutdown");
-        let _ = std::fs::remove_dir_all(&args.dir);
+    if let Some(c) = child.as_mut() {
+        stop_broker(c);
     }
-    println!(
-        "RESULT conn1_msgs_per_s={:.0} conn16_msgs_per_s={:.0} p99_us_at_10k={:.0} rtt_p99_us={:.1}",
-        conn1.msgs_per_s, conn16.msgs_per_s, p.p99, rtt_p.p99
+    let engine = engine_cpu_per_record(&args.dir, args.body, args.engine_secs);
+    let fmt = |v: Option<f64>| v.map_or("n/a".to_string(), |v| format!("{v:.2}"));
+    let mut t = Table::new("CPU time per acknowledged message (us; all broker threads)");
+    if let Some(v) = conn16_cpu {
+        t.row("broker, 16 connections", v, "us/msg", None);
+    }
+    if let Some(v) = fixed_cpu {
+        t.row(format!("broker, {} msgs/s", args.rate), v, "us/msg", None);
+    }
+    t.row(
+        "engine alone (ASYNC_FLUSH)",
+        engine.cpu_us_per_msg,
+        "us/msg",
+        None,
     );
+    t.row("engine alone", engine.msgs_per_s, "msgs/s", None);
+    t.print();
+    println!(
+        "fixed_rate broker_cpu_us_per_msg={} at {} msgs/s",
+        fmt(fixed_cpu),
+        args.rate
+    );
+    println!(
+        "RESULT conn1_msgs_per_s={:.0} conn16_msgs_per_s={:.0} p99_us_at_10k={:.0} rtt_p99_us={:.1} broker_cpu_us_per_msg={} engine_cpu_us_per_msg={:.2}",
+        conn1.msgs_per_s, conn16.msgs_per_s, p.p99, rtt_p.p99, fmt(conn16_cpu), engine.cpu_us_per_msg
+    );
+}
+
+/// `--serve`: the broker alone, in this (child) process; prints `ADDR host:port`, serves
+/// until stdin closes, then shuts down cleanly.
+fn serve(args: &Args) {
+    let _ = std::fs::remove_dir_all(&args.dir);
+    let cfg = BrokerConfig {
+        store_path_root_dir: args.dir.clone(),
+        listen_port: 0,
+        pin_threads: args.pin,
+        ..Default::default()
+    };
+    let server = Server::open(cfg).expect("start broker");
+    println!("ADDR {}", server.local_addr());
+    let mut sink = Vec::new();
+    let _ = std::io::stdin().read_to_end(&mut sink);
+    server.shutdown().expect("broker shutdown");
+    let _ = std::fs::remove_dir_all(&args.dir);
+}
+
+fn spawn_broker(args: &Args) -> (Child, String) {
+    let mut cmd = Command::new(std::env::current_exe().expect("own executable"));
+    cmd.arg("--serve").arg("--dir").arg(&args.dir);
+    if args.pin {
+        cmd.arg("--pin");
+    }
+    let mut child = cmd
+        .stdin(Stdio::piped())
+        .stdout(Stdio::piped())
+        .spawn()
+        .expect("spawn broker process");
+    let mut out = BufReader::new(child.stdout.take().expect("child stdout"));
+    let mut line = String::new();
+    out.read_line(&mut line).expect("broker address");
+    let addr = line
+        .trim()
+        .strip_prefix("ADDR ")
+        .unwrap_or_else(|| panic!("broker printed {line:?}, expected ADDR host:port"))
+        .to_string();
+    (child, addr)
+}
+
+fn stop_broker(child: &mut Child) {
+    drop(child.stdin.take());
+    let status = child.wait().expect("wait for broker");
+    assert!(status.success(), "broker exited with {status}");
+}
+
+struct EngineCpu {
+    cpu_us_per_msg: f64,
+    msgs_per_s: f64,
+}
+
+/// The CommitLog alone: 1 KiB ASYNC_FLUSH appends, 64 records per request (a network ring
+/// turn's batch, slices of one buffer as the network layer makes them), 16 requests in
+/// flight; CPU time of this whole process (appender and writer threads) per record.
+fn engine_cpu_per_record(dir: &Path, body_len: usize, secs: f64) -> EngineCpu {
+    const BATCH: usize = 64;
+    const IN_FLIGHT: usize = 16;
+    let root = dir.join("engine");
+    let _ = std::fs::remove_dir_all(&root);
+    let mut cfg = CommitLogConfig::new(&root);
+    cfg.flush_mode = FlushMode::Async;
+    cfg.ring_capacity = 256 << 20;
+    let log = CommitLog::start(cfg, 0).expect("start CommitLog");
+    let props = encode_properties([("TAGS", "bench"), ("KEYS", "k0000")]);
+    let unit = body_len + props.len();
+    let mut template = Vec::with_capacity(BATCH * unit);
+    for i in 0..BATCH {
+        template.extend(std::iter::repeat_n(b'a' + (i % 26) as u8, body_len));
+        template.extend_from_slice(props.as_bytes());
+    }
+    let request = |seq: u64| -> Vec<MessageToStore> {
+        let frame = BytesMut::from(&template[..]).freeze();
+        (0..BATCH)
+            .map(|i| {
+                let at = i * unit;
+                let body = frame.slice(at..at + body_len);
+                let props = frame.slice(at + body_len..at + unit);
+                MessageToStore::new(TOPIC, ((seq + i as u64) % 8) as i32, body, props)
+            })
+            .collect()
+    };
+    let (tx, rx) = mpsc::channel::<(PutStatus, usize)>();
+    let cpu0 = cpu::self_us();
+    let started = Instant::now();
+    let deadline = started + Duration::from_secs_f64(secs);
+    let (mut in_flight, mut sent, mut acked) = (0usize, 0u64, 0u64);
+    loop {
+        if Instant::now() < deadline {
+            while in_flight < IN_FLIGHT {
+                let tx = tx.clone();
+                log.append(AppendRequest {
+                    messages: request(sent),
+                    wait_durable: false,
+                    done: Box::new(move |o| {
+                        let _ = tx.send((o.status, o.appended.len()));
+                    }),
+                });
+                sent += BATCH as u64;
+                in_flight += 1;
+            }
+        } else if in_flight == 0 {
+            break;
+        }
+        let (status, n) = rx.recv().expect("writer answers");
+        assert_eq!(status, PutStatus::Ok, "engine append failed");
+        in_flight -= 1;
+        acked += n as u64;
+    }
+    let elapsed = started.elapsed().as_secs_f64();
+    let cpu_us = cpu::self_us() - cpu0;
+    log.shutdown().expect("flush at shutdown");
+    drop(log);
+    let _ = std::fs::remove_dir_all(&root);
+    EngineCpu {
+        cpu_us_per_msg: cpu_us as f64 / acked.max(1) as f64,
+        msgs_per_s: acked as f64 / elapsed,
+    }
 }
 
 /// The loopback histogram is in ns; the table wants us.
@@ -142,6 +310,7 @@ fn scaled(ns: &Histogram<u64>) -> Histogram<u64> {
 
 struct Throughput {
     msgs_per_s: f64,
+    ok: u64,
     errors: u64,
 }
 
@@ -194,6 +363,7 @@ fn throughput(
     let secs = started.elapsed().as_secs_f64();
     Throughput {
         msgs_per_s: ok.load(Ordering::Relaxed) as f64 / secs,
+        ok: ok.load(Ordering::Relaxed),
         errors: errors.load(Ordering::Relaxed),
     }
 }

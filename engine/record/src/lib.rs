@@ -37,7 +37,7 @@ pub use crc::crc32;
 pub use decode::{parse, parse_with_limit, peek_store_timestamp, Parsed, RecordView};
 pub use encode::{encode_blank, MessageToStore, StoreFields};
 pub use error::{Error, Result};
-pub use msgid::{decode_offset_msg_id, offset_msg_id};
+pub use msgid::{decode_offset_msg_id, offset_msg_id, OffsetMsgId};
 pub use properties::{
     decode_properties, edit_properties, encode_properties, encode_properties_into, find_property,
     keys, put_property, PropertyIter,

@@ -7,25 +7,46 @@ const HEX: &[u8; 16] = b"0123456789ABCDEF";
 
 /// The offsetMsgId of the record at `phys_offset` stored by `store_host`.
 pub fn offset_msg_id(store_host: &SocketAddr, phys_offset: i64) -> String {
-    let mut raw = [0u8; 28];
-    let n = match store_host {
-        SocketAddr::V4(a) => {
-            raw[..4].copy_from_slice(&a.ip().octets());
-            4
-        }
-        SocketAddr::V6(a) => {
-            raw[..16].copy_from_slice(&a.ip().octets());
-            16
-        }
-    };
-    raw[n..n + 4].copy_from_slice(&(store_host.port() as i32).to_be_bytes());
-    raw[n + 4..n + 12].copy_from_slice(&phys_offset.to_be_bytes());
-    let mut s = String::with_capacity((n + 12) * 2);
-    for &b in &raw[..n + 12] {
-        s.push(HEX[(b >> 4) as usize] as char);
-        s.push(HEX[(b & 0xF) as usize] as char);
+    OffsetMsgId::new(store_host, phys_offset).to_string()
+}
+
+/// [`offset_msg_id`] as a `Display` value: writes the hex without allocating (the send
+/// path writes one per stored message straight into its response).
+#[derive(Debug, Clone, Copy)]
+pub struct OffsetMsgId {
+    raw: [u8; 28],
+    len: usize,
+}
+
+impl OffsetMsgId {
+    pub fn new(store_host: &SocketAddr, phys_offset: i64) -> Self {
+        let mut raw = [0u8; 28];
+        let n = match store_host {
+            SocketAddr::V4(a) => {
+                raw[..4].copy_from_slice(&a.ip().octets());
+                4
+            }
+            SocketAddr::V6(a) => {
+                raw[..16].copy_from_slice(&a.ip().octets());
+                16
+            }
+        };
+        raw[n..n + 4].copy_from_slice(&(store_host.port() as i32).to_be_bytes());
+        raw[n + 4..n + 12].copy_from_slice(&phys_offset.to_be_bytes());
+        OffsetMsgId { raw, len: n + 12 }
     }
-    s
+}
+
+impl std::fmt::Display for OffsetMsgId {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        let mut hex = [0u8; 56];
+        for (i, &b) in self.raw[..self.len].iter().enumerate() {
+            hex[2 * i] = HEX[(b >> 4) as usize];
+            hex[2 * i + 1] = HEX[(b & 0xF) as usize];
+        }
+        let text = std::str::from_utf8(&hex[..2 * self.len]).expect("hex digits are ASCII");
+        f.write_str(text)
+    }
 }
 
 /// Inverse of [`offset_msg_id`] (hex digits of either case). `None` unless `id` has 32

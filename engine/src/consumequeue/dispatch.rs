@@ -71,10 +71,35 @@ const CHUNK: usize = 1 << 20;
 
 /// One parsed record's index data.
 struct Indexed {
-    topic: String,
+    /// Index of the topic's name in [`Batch::topics`].
+    topic: usize,
     queue_id: i32,
     queue_offset: i64,
     entry: CqEntry,
+}
+
+/// The records of one pass, with each topic name stored once (not once per record).
+#[derive(Default)]
+struct Batch {
+    items: Vec<Indexed>,
+    topics: Vec<String>,
+    topic_index: HashMap<String, usize>,
+}
+
+impl Batch {
+    fn topic(&mut self, name: &str) -> usize {
+        if let Some(&i) = self.topic_index.get(name) {
+            return i;
+        }
+        let i = self.topics.len();
+        self.topics.push(name.to_owned());
+        self.topic_index.insert(name.to_owned(), i);
+        i
+    }
+
+    fn clear(&mut self) {
+        self.items.clear();
+    }
 }
 
 /// Dispatches every whole record in `[from, to)`; returns the offset after the last
@@ -89,7 +114,7 @@ pub fn dispatch_range(
 ) -> Result<u64> {
     let seg_size = log.config().segment_size;
     let mut pos = from;
-    let mut batch: Vec<Indexed> = Vec::new();
+    let mut batch = Batch::default();
     while pos < to {
         let seg_end = pos - pos % seg_size + seg_size;
         let mut want = CHUNK.min((to - pos) as usize).min((seg_end - pos) as usize);
@@ -123,7 +148,7 @@ fn index_chunk(
     pos: u64,
     seg_end: u64,
     levels: &DelayLevels,
-    out: &mut Vec<Indexed>,
+    out: &mut Batch,
 ) -> Result<(usize, u64, Option<usize>)> {
     let mut at = 0usize;
     while at < buf.len() {
@@ -136,8 +161,9 @@ fn index_chunk(
                 } else {
                     v.tags_code()
                 };
-                out.push(Indexed {
-                    topic: v.topic().to_owned(),
+                let topic = out.topic(v.topic());
+                out.items.push(Indexed {
+                    topic,
                     queue_id: v.queue_id(),
                     queue_offset: v.queue_offset(),
                     entry: CqEntry {
@@ -160,35 +186,88 @@ fn index_chunk(
     Ok((at, pos + at as u64, None))
 }
 
+/// Writes the batch's entries: grouped by queue (each queue's entries keep their log
+/// order) and, within a queue, one [`ConsumeQueue::put_run`] per run of consecutive queue
+/// offsets, so one pwrite per queue per pass instead of one per record. A run refused as
+/// `Invalid` (nothing written) is redone entry by entry exactly as before, so a record no
+/// queue can hold is still skipped alone.
+///
+/// [`ConsumeQueue::put_run`]: super::ConsumeQueue::put_run
 fn apply(
     cqs: &ConsumeQueueStore,
-    batch: &mut Vec<Indexed>,
+    batch: &mut Batch,
     listener: Option<&dyn DispatchListener>,
 ) -> Result<()> {
-    let mut touched: HashMap<(String, i32), i64> = HashMap::new();
-    for ix in batch.drain(..) {
-        let indexed = cqs
-            .get_or_create(&ix.topic, ix.queue_id)
-            .and_then(|cq| cq.put(ix.queue_offset, ix.entry));
-        match indexed {
-            Ok(()) => {}
-            // A record no queue can hold: skipped for good, never retried.
-            Err(e @ Error::Invalid(_)) => {
-                cqs.skip_unindexable(ix.entry.phys_offset, &ix.topic, ix.queue_id, &e);
-                continue;
+    // Stable: a queue's entries stay in log order.
+    batch.items.sort_by_key(|ix| (ix.topic, ix.queue_id));
+    let mut touched: Vec<(usize, i32, i64)> = Vec::new();
+    let mut entries: Vec<CqEntry> = Vec::new();
+    let items = &batch.items;
+    let mut start = 0;
+    while start < items.len() {
+        let (t, qid) = (items[start].topic, items[start].queue_id);
+        let mut end = start + 1;
+        while end < items.len() && items[end].topic == t && items[end].queue_id == qid {
+            end += 1;
+        }
+        let topic = batch.topics[t].as_str();
+        let mut next_max = None;
+        let mut run_start = start;
+        while run_start < end {
+            let mut run_end = run_start + 1;
+            while run_end < end
+                && items[run_end].queue_offset == items[run_end - 1].queue_offset + 1
+            {
+                run_end += 1;
             }
-            Err(e) => return Err(e),
+            let run = &items[run_start..run_end];
+            entries.clear();
+            entries.extend(run.iter().map(|ix| ix.entry));
+            let first = run[0].queue_offset;
+            match cqs
+                .get_or_create(topic, qid)
+                .and_then(|cq| cq.put_run(first, &entries))
+            {
+                Ok(()) => next_max = Some(run[run.len() - 1].queue_offset + 1),
+                Err(Error::Invalid(_)) => {
+                    for ix in run {
+                        if put_one(cqs, topic, ix)? {
+                            next_max = Some(ix.queue_offset + 1);
+                        }
+                    }
+                }
+                Err(e) => return Err(e),
+            }
+            run_start = run_end;
         }
-        if listener.is_some() {
-            touched.insert((ix.topic, ix.queue_id), ix.queue_offset + 1);
+        if let Some(max) = next_max {
+            touched.push((t, qid, max));
         }
+        start = end;
     }
     if let Some(l) = listener {
-        for ((topic, qid), max) in touched {
-            l.on_dispatched(&topic, qid, max);
+        for (t, qid, max) in touched {
+            l.on_dispatched(&batch.topics[t], qid, max);
         }
     }
+    batch.clear();
     Ok(())
+}
+
+/// One entry as the dispatcher always wrote it: true if put, false if skipped for good
+/// (a record no queue can hold is never retried).
+fn put_one(cqs: &ConsumeQueueStore, topic: &str, ix: &Indexed) -> Result<bool> {
+    let indexed = cqs
+        .get_or_create(topic, ix.queue_id)
+        .and_then(|cq| cq.put(ix.queue_offset, ix.entry));
+    match indexed {
+        Ok(()) => Ok(true),
+        Err(e @ Error::Invalid(_)) => {
+            cqs.skip_unindexable(ix.entry.phys_offset, topic, ix.queue_id, &e);
+            Ok(false)
+        }
+        Err(e) => Err(e),
+    }
 }
 
 /// The dispatcher thread's loop: follow `append_end` until `stop`, from the position in

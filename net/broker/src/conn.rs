@@ -8,6 +8,7 @@
 use ringmq_engine::commitlog::AppendOutcome;
 use ringmq_ha::ReplicaOutcome;
 use ringmq_remoting::codes::response_code as rs;
+use ringmq_remoting::codes::SerializeType;
 use ringmq_remoting::command::RemotingCommand;
 use ringmq_remoting::error::FrameError;
 use ringmq_remoting::server::Conn;
@@ -17,7 +18,8 @@ pub enum Outgoing {
     /// A finished response or a broker-initiated request.
     Command(RemotingCommand),
     /// The engine's answer for the sends of one network turn, and (SYNC_MASTER) how the
-    /// wait for slaves ended; turned into responses only when written (`send::responses`).
+    /// wait for slaves ended; turned into responses only when written
+    /// (`send::encode_responses`).
     Sends(Vec<SendCtx>, AppendOutcome, ReplicaOutcome),
 }
 
@@ -32,8 +34,9 @@ pub type ConnInfo = Conn<Outgoing>;
 
 /// What is kept of one send request until the writer answers.
 pub struct SendCtx {
-    /// A response carrying the request's opaque and serialize type, to be filled in.
-    pub response: RemotingCommand,
+    /// The request's opaque and header form, which its answer carries.
+    pub opaque: i32,
+    pub serialize_type: SerializeType,
     pub queue_id: i32,
     /// How many messages of the turn's append belong to this request.
     pub count: usize,

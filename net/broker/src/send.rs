@@ -17,12 +17,12 @@ use std::sync::atomic::{AtomicU32, Ordering};
 use std::sync::Arc;
 
 use bytes::{BufMut, Bytes, BytesMut};
-use ringmq_engine::commitlog::{AppendOutcome, PutStatus};
+use ringmq_engine::commitlog::{AppendOutcome, Appended, PutStatus};
 use ringmq_engine::delay_levels::SCHEDULE_TOPIC;
 use ringmq_engine::meta::PERM_WRITE;
 use ringmq_engine::record::{
-    self, decode_batch, keys, offset_msg_id, sysflag, MessageToStore, PropertyIter,
-    DLQ_TOPIC_PREFIX, RETRY_TOPIC_PREFIX,
+    self, decode_batch, keys, sysflag, MessageToStore, OffsetMsgId, PropertyIter, DLQ_TOPIC_PREFIX,
+    RETRY_TOPIC_PREFIX,
 };
 
 use super::conn::{header_error, ConnInfo, Outgoing, SendCtx};
@@ -32,10 +32,13 @@ use super::{send_back, Broker};
 use ringmq_engine::delay_levels;
 use ringmq_engine::record::edit_properties;
 use ringmq_ha::ReplicaOutcome;
+use ringmq_remoting::codes::SerializeType;
 use ringmq_remoting::codes::{response_code as rs, version};
-use ringmq_remoting::command::RemotingCommand;
+use ringmq_remoting::command::{ExtFields, RemotingCommand, LOCAL_LANGUAGE, LOCAL_VERSION};
 use ringmq_remoting::error::FrameError;
+use ringmq_remoting::frame::encode_json_response;
 use ringmq_remoting::header::{RequestHeader, SendMessageHeader};
+use ringmq_remoting::server::put;
 
 /// A send that could not be stored: its answer is known now.
 pub enum Prepared {
@@ -287,11 +290,9 @@ fn prepare_inner(
     if let Some(err) = messages.iter().find_map(|m| m.validate(max).err()) {
         return Ok(reject(req, rs::MESSAGE_ILLEGAL, err.to_string()));
     }
-    let mut response = RemotingCommand::response_to(req, rs::SUCCESS, None);
-    response.set_ext("MSG_REGION", &b.cfg.region_id);
-    response.set_ext("TRACE_ON", b.cfg.trace_on);
     let ctx = SendCtx {
-        response,
+        opaque: req.opaque,
+        serialize_type: req.serialize_type,
         queue_id,
         count: messages.len(),
         uniq_key,
@@ -421,13 +422,41 @@ fn stored_properties(client: &[u8], cluster: &str, add_uniq: bool) -> Result<Sto
     })
 }
 
-/// Turns the writer's answer for one turn into one response per request.
-pub fn responses(
+/// The `msgId` of a send's answer: its stored messages' offsetMsgIds, comma-separated,
+/// written into the response without intermediate strings.
+struct MsgIds<'a> {
+    store_host: &'a std::net::SocketAddr,
+    appended: &'a [Appended],
+}
+
+impl std::fmt::Display for MsgIds<'_> {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        for (i, a) in self.appended.iter().enumerate() {
+            if i > 0 {
+                f.write_str(",")?;
+            }
+            write!(f, "{}", OffsetMsgId::new(self.store_host, a.phys_offset))?;
+        }
+        Ok(())
+    }
+}
+
+/// Writes the answers to the sends of one turn, one per request (none for a oneway one),
+/// from the writer's answer, into `out`.
+///
+/// Each answer is a response to its request with `MSG_REGION` and `TRACE_ON`, and for
+/// stored messages `msgId` (offsetMsgIds, comma-separated), `queueId`, `queueOffset` and
+/// `transactionId` (a single message's UNIQ_KEY), in that order. JSON answers without a
+/// remark (every successful one) are written straight into `out`
+/// ([`encode_json_response`]: the same bytes as the command, with no command or strings
+/// built); the others are built as commands and encoded.
+pub fn encode_responses(
     b: &Broker,
     ctxs: Vec<SendCtx>,
     outcome: AppendOutcome,
     replica: ReplicaOutcome,
-) -> Vec<RemotingCommand> {
+    out: &mut BytesMut,
+) {
     let (code, remark) = match (&outcome.status, replica) {
         // RocketMQ reports a disk timeout before a replication failure.
         (PutStatus::Ok, ReplicaOutcome::Timeout) => (rs::FLUSH_SLAVE_TIMEOUT, None),
@@ -456,8 +485,9 @@ pub fn responses(
             .fetch_add(ctxs.len() as u64, Ordering::Relaxed);
     }
     let store_host = b.store.commitlog().config().store_host;
+    let region = b.cfg.region_id.as_str();
+    let trace_on = b.cfg.trace_on;
     let mut at = 0;
-    let mut out = Vec::with_capacity(ctxs.len());
     for ctx in ctxs {
         let mine = if stored {
             &outcome.appended[at..at + ctx.count]
@@ -468,24 +498,47 @@ pub fn responses(
         if ctx.oneway {
             continue;
         }
-        let mut resp = ctx.response;
-        resp.code = code;
-        resp.remark = remark.clone();
-        if let Some(first) = mine.first() {
-            let ids: Vec<String> = mine
-                .iter()
-                .map(|a| offset_msg_id(&store_host, a.phys_offset))
-                .collect();
-            resp.set_ext("msgId", ids.join(","));
-            resp.set_ext("queueId", ctx.queue_id);
-            resp.set_ext("queueOffset", first.queue_offset);
-            if let Some(uniq) = &ctx.uniq_key {
-                resp.set_ext("transactionId", uniq);
+        let ids = MsgIds {
+            store_host: &store_host,
+            appended: mine,
+        };
+        let queue_offset = mine.first().map_or(0, |a| a.queue_offset);
+        let uniq = ctx.uniq_key.as_deref().unwrap_or("");
+        let fields: [(&str, &dyn std::fmt::Display); 6] = [
+            ("MSG_REGION", &region),
+            ("TRACE_ON", &trace_on),
+            ("msgId", &ids),
+            ("queueId", &ctx.queue_id),
+            ("queueOffset", &queue_offset),
+            ("transactionId", &uniq),
+        ];
+        let n = match (mine.is_empty(), ctx.uniq_key.is_some()) {
+            (true, _) => 2,
+            (false, false) => 5,
+            (false, true) => 6,
+        };
+        let fields = &fields[..n];
+        if ctx.serialize_type == SerializeType::Json && remark.is_none() {
+            tracing::trace!(code, opaque = ctx.opaque, "response");
+            encode_json_response(out, code, ctx.opaque, None, fields);
+        } else {
+            let mut resp = RemotingCommand {
+                code,
+                language: LOCAL_LANGUAGE,
+                version: LOCAL_VERSION,
+                opaque: ctx.opaque,
+                flag: RemotingCommand::RESPONSE_FLAG,
+                remark: remark.clone(),
+                ext_fields: ExtFields::with_capacity(n, 160),
+                body: Bytes::new(),
+                serialize_type: ctx.serialize_type,
+            };
+            for (k, v) in fields {
+                resp.set_ext(k, v);
             }
+            put(&resp, out);
         }
-        out.push(resp);
     }
-    out
 }
 
 #[cfg(test)]

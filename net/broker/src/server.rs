@@ -61,9 +61,7 @@ impl Service for Broker {
         match item {
             Outgoing::Command(cmd) => put(&cmd, out),
             Outgoing::Sends(ctxs, outcome, replica) => {
-                for resp in send::responses(self, ctxs, outcome, replica) {
-                    put(&resp, out);
-                }
+                send::encode_responses(self, ctxs, outcome, replica, out)
             }
         }
     }

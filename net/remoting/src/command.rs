@@ -34,79 +34,224 @@ pub fn next_opaque() -> i32 {
 /// Decoding keeps every entry, duplicates included, so a decoded header
 /// re-encodes byte-for-byte; lookups return the *last* entry with the key,
 /// matching Java's `HashMap` (last put wins).
-#[derive(Debug, Clone, Default, PartialEq, Eq)]
-pub struct ExtFields(Vec<(String, String)>);
+///
+/// Storage: every key and value is appended to one `text` arena and an entry holds
+/// their spans, so decoding a header costs two allocations instead of two per field
+/// (the send path decodes one such header per message). A replaced or removed value
+/// stays in the arena as garbage until the map is dropped; headers are short-lived.
+/// The entries live in a boxed slice whose used slots are a prefix (the rest are
+/// [`Entry::UNUSED`]) rather than a `Vec`, which keeps `RemotingCommand` as small as it
+/// was (it is moved through queues and returned in `Result`s).
+#[derive(Clone, Default)]
+pub struct ExtFields {
+    text: String,
+    slots: Box<[Entry]>,
+}
+
+/// Byte spans of one entry's key and value in `ExtFields::text`.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+struct Entry {
+    key: (u32, u32),
+    value: (u32, u32),
+}
+
+impl Entry {
+    /// A free slot; no span starts at `u32::MAX` (see `span_offset`).
+    const UNUSED: Entry = Entry {
+        key: (u32::MAX, u32::MAX),
+        value: (0, 0),
+    };
+
+    fn is_used(&self) -> bool {
+        self.key.0 != u32::MAX
+    }
+}
 
 impl ExtFields {
     pub fn new() -> Self {
-        Self(Vec::new())
+        Self::default()
+    }
+
+    /// An empty map with room for `entries` entries and `text` bytes of keys and values.
+    pub fn with_capacity(entries: usize, text: usize) -> Self {
+        Self {
+            text: String::with_capacity(text),
+            slots: vec![Entry::UNUSED; entries].into_boxed_slice(),
+        }
+    }
+
+    /// The entries, in order.
+    fn entries(&self) -> &[Entry] {
+        let n = self.slots.partition_point(Entry::is_used);
+        &self.slots[..n]
+    }
+
+    fn push_entry(&mut self, e: Entry) {
+        let n = self.entries().len();
+        if n == self.slots.len() {
+            let mut grown = vec![Entry::UNUSED; (2 * n).max(8)];
+            grown[..n].copy_from_slice(&self.slots);
+            self.slots = grown.into_boxed_slice();
+        }
+        self.slots[n] = e;
+    }
+
+    fn span(&self, (start, end): (u32, u32)) -> &str {
+        &self.text[start as usize..end as usize]
+    }
+
+    fn position(&self, key: &str) -> Option<usize> {
+        self.entries().iter().rposition(|e| self.span(e.key) == key)
+    }
+
+    /// Appends `s` to the arena; its span.
+    fn put_text(&mut self, s: &str) -> (u32, u32) {
+        let start = self.text.len();
+        self.text.push_str(s);
+        (span_offset(start), span_offset(self.text.len()))
     }
 
     /// Value of the last entry named `key`.
     pub fn get(&self, key: &str) -> Option<&str> {
-        self.0
-            .iter()
-            .rev()
-            .find(|(k, _)| k == key)
-            .map(|(_, v)| v.as_str())
+        self.position(key).map(|i| self.span(self.slots[i].value))
     }
 
     /// Set `key` (replacing the value the lookup would return) or append it.
-    pub fn insert(&mut self, key: impl Into<String>, value: impl Into<String>) {
-        let key = key.into();
-        let value = value.into();
-        match self.0.iter_mut().rev().find(|(k, _)| *k == key) {
-            Some(slot) => slot.1 = value,
-            None => self.0.push((key, value)),
+    pub fn insert(&mut self, key: impl AsRef<str>, value: impl AsRef<str>) {
+        let value = self.put_text(value.as_ref());
+        self.set_value(key.as_ref(), value);
+    }
+
+    /// [`insert`](Self::insert) with the value written as `value`'s `Display` text,
+    /// straight into the arena.
+    pub fn insert_display(&mut self, key: &str, value: impl Display) {
+        use std::fmt::Write;
+        let start = self.text.len();
+        write!(self.text, "{value}").expect("writing to a String cannot fail");
+        let value = (span_offset(start), span_offset(self.text.len()));
+        self.set_value(key, value);
+    }
+
+    fn set_value(&mut self, key: &str, value: (u32, u32)) {
+        match self.position(key) {
+            Some(i) => self.slots[i].value = value,
+            None => {
+                let key = self.put_text(key);
+                self.push_entry(Entry { key, value });
+            }
         }
     }
 
     /// Append without looking for an existing key (decoders use this).
     pub fn push(&mut self, key: String, value: String) {
-        self.0.push((key, value));
+        self.push_str(&key, &value);
+    }
+
+    /// [`push`](Self::push) from borrowed text.
+    pub fn push_str(&mut self, key: &str, value: &str) {
+        let key = self.put_text(key);
+        let value = self.put_text(value);
+        self.push_entry(Entry { key, value });
+    }
+
+    /// The arena, for a decoder that unescapes a key or value straight into it; the
+    /// text it appends becomes an entry through [`push_spans`](Self::push_spans).
+    pub(crate) fn text_mut(&mut self) -> &mut String {
+        &mut self.text
+    }
+
+    /// Appends the entry whose key and value a decoder wrote at these byte spans of
+    /// [`text_mut`](Self::text_mut).
+    pub(crate) fn push_spans(&mut self, key: (usize, usize), value: (usize, usize)) {
+        assert!(key.0 <= key.1 && value.0 <= value.1 && key.1.max(value.1) <= self.text.len());
+        assert!(self.text.is_char_boundary(key.0) && self.text.is_char_boundary(key.1));
+        assert!(self.text.is_char_boundary(value.0) && self.text.is_char_boundary(value.1));
+        self.push_entry(Entry {
+            key: (span_offset(key.0), span_offset(key.1)),
+            value: (span_offset(value.0), span_offset(value.1)),
+        });
     }
 
     /// Remove every entry named `key`; returns the value the lookup returned.
     pub fn remove(&mut self, key: &str) -> Option<String> {
-        let pos = self.0.iter().rposition(|(k, _)| k == key)?;
-        let (_, value) = self.0.remove(pos);
-        self.0.retain(|(k, _)| k != key);
+        let pos = self.position(key)?;
+        let value = self.span(self.slots[pos].value).to_owned();
+        let n = self.entries().len();
+        let mut kept = 0;
+        for i in 0..n {
+            let e = self.slots[i];
+            if self.span(e.key) != key {
+                self.slots[kept] = e;
+                kept += 1;
+            }
+        }
+        self.slots[kept..n].fill(Entry::UNUSED);
         Some(value)
     }
 
     pub fn len(&self) -> usize {
-        self.0.len()
+        self.entries().len()
     }
 
     pub fn is_empty(&self) -> bool {
-        self.0.is_empty()
+        self.entries().is_empty()
     }
 
     /// Entries in wire order.
     pub fn iter(&self) -> impl ExactSizeIterator<Item = (&str, &str)> + '_ {
-        self.0.iter().map(|(k, v)| (k.as_str(), v.as_str()))
+        self.entries()
+            .iter()
+            .map(|e| (self.span(e.key), self.span(e.value)))
     }
 }
 
-impl<K: Into<String>, V: Into<String>> FromIterator<(K, V)> for ExtFields {
+/// A byte offset in the arena as stored (headers are far below 4 GiB: frames are capped
+/// at 16 MiB by default and 2 GiB by the length word).
+/// `u32::MAX` itself is never a span offset: it marks a free slot.
+fn span_offset(at: usize) -> u32 {
+    u32::try_from(at)
+        .ok()
+        .filter(|&at| at != u32::MAX)
+        .expect("extFields text over 4 GiB")
+}
+
+impl PartialEq for ExtFields {
+    /// Equal when the entries are, in order (garbage in the arena does not count).
+    fn eq(&self, other: &Self) -> bool {
+        self.len() == other.len() && self.iter().eq(other.iter())
+    }
+}
+
+impl Eq for ExtFields {}
+
+impl std::fmt::Debug for ExtFields {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        let pairs: Vec<(&str, &str)> = self.iter().collect();
+        f.debug_tuple("ExtFields").field(&pairs).finish()
+    }
+}
+
+impl<K: AsRef<str>, V: AsRef<str>> FromIterator<(K, V)> for ExtFields {
     fn from_iter<I: IntoIterator<Item = (K, V)>>(iter: I) -> Self {
-        Self(
-            iter.into_iter()
-                .map(|(k, v)| (k.into(), v.into()))
-                .collect(),
-        )
+        let mut out = ExtFields::new();
+        for (k, v) in iter {
+            out.push_str(k.as_ref(), v.as_ref());
+        }
+        out
     }
 }
 
 impl From<Vec<(String, String)>> for ExtFields {
     fn from(v: Vec<(String, String)>) -> Self {
-        Self(v)
+        v.into_iter().collect()
     }
 }
 
 impl From<ExtFields> for Vec<(String, String)> {
     fn from(e: ExtFields) -> Self {
-        e.0
+        e.iter()
+            .map(|(k, v)| (k.to_owned(), v.to_owned()))
+            .collect()
     }
 }
 
@@ -250,15 +395,15 @@ impl RemotingCommand {
     }
 
     /// Builder form of [`set_ext`](Self::set_ext).
-    pub fn with_ext(mut self, key: impl Into<String>, value: impl Display) -> Self {
+    pub fn with_ext(mut self, key: impl AsRef<str>, value: impl Display) -> Self {
         self.set_ext(key, value);
         self
     }
 
     /// Set a header field to the `Display` text of `value` (decimal for
     /// integers, `true`/`false` for booleans, as Java's `toString`).
-    pub fn set_ext(&mut self, key: impl Into<String>, value: impl Display) {
-        self.ext_fields.insert(key, value.to_string());
+    pub fn set_ext(&mut self, key: impl AsRef<str>, value: impl Display) {
+        self.ext_fields.insert_display(key.as_ref(), value);
     }
 
     /// Raw value of a header field.
@@ -388,6 +533,12 @@ mod tests {
         assert!(cmd.ext_bool("b").is_err());
         let e = cmd.ext_i64_any(&["h", "flag"]).unwrap_err();
         assert_eq!(e.to_string(), r#"missing header field "h" or "flag""#);
+    }
+
+    #[test]
+    fn commands_stay_small() {
+        // Moved through queues and returned in `Result`s (clippy's result_large_err).
+        assert!(std::mem::size_of::<RemotingCommand>() < 128);
     }
 
     #[test]

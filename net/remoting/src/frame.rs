@@ -113,6 +113,30 @@ fn encode_head(
     Ok(())
 }
 
+/// Appends a JSON-header response frame with an empty body: what [`encode_frame`] writes
+/// for `RemotingCommand::response_to(req, code, remark)` (a JSON request with `opaque`)
+/// after `set_ext(key, value)` for each of `fields` in order (keys distinct), without
+/// building the command or any string (the send path answers every message this way).
+pub fn encode_json_response(
+    dst: &mut BytesMut,
+    code: i32,
+    opaque: i32,
+    remark: Option<&str>,
+    fields: &[(&str, &dyn std::fmt::Display)],
+) {
+    let start = dst.len();
+    dst.put_u64(0);
+    crate::json_fast::encode_response(dst, code, opaque, remark, fields);
+    let h = dst.len() - start - 8;
+    // A response header is far below the 16 MiB header and frame limits unless a remark
+    // is that large; such a frame is the generic encoder's to refuse.
+    assert!(h <= MAX_HEADER_LEN, "response header of {h} bytes");
+    let total = (4 + h) as u32;
+    let word = (u32::from(SerializeType::Json.code()) << 24) | h as u32;
+    dst[start..start + 4].copy_from_slice(&total.to_be_bytes());
+    dst[start + 4..start + 8].copy_from_slice(&word.to_be_bytes());
+}
+
 impl RemotingCommand {
     /// Shorthand for [`encode_frame`].
     pub fn encode(&self, dst: &mut BytesMut) -> Result<(), FrameError> {
@@ -217,6 +241,45 @@ mod tests {
         let mut b = BytesMut::new();
         encode_frame(c, &mut b).unwrap();
         b
+    }
+
+    #[test]
+    fn json_response_matches_the_generic_encoder() {
+        let mut req = RemotingCommand::request(request_code::SEND_MESSAGE_V2);
+        for (opaque, remark) in [
+            (7, None),
+            (-3, Some("not \"stored\"\n")),
+            (i32::MAX, Some("")),
+        ] {
+            req.opaque = opaque;
+            let region = "Default\u{1}Région";
+            let fields: [(&str, &dyn std::fmt::Display); 6] = [
+                ("MSG_REGION", &region),
+                ("TRACE_ON", &true),
+                (
+                    "msgId",
+                    &"7F00000100002A9F0000000000000000,7F00000100002A9F0000000000000400",
+                ),
+                ("queueId", &3),
+                ("queueOffset", &-1i64),
+                ("transactionId", &"AC11\\00"),
+            ];
+            let mut resp = RemotingCommand::response_to(&req, 17, remark.map(str::to_owned));
+            for (k, v) in &fields {
+                resp.set_ext(*k, v);
+            }
+            let mut want = BytesMut::new();
+            encode_frame(&resp, &mut want).unwrap();
+            let mut got = BytesMut::from(&b"prefix"[..]);
+            encode_json_response(&mut got, 17, opaque, remark, &fields);
+            assert_eq!(&got[6..], &want[..]);
+            assert_eq!(
+                FrameDecoder::default()
+                    .decode(&mut got.split_off(6))
+                    .unwrap(),
+                Some(resp)
+            );
+        }
     }
 
     #[test]

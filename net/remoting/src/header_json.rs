@@ -16,7 +16,7 @@
 
 use std::fmt;
 
-use bytes::{BufMut, BytesMut};
+use bytes::BytesMut;
 use serde::de::{self, Deserializer, MapAccess, Visitor};
 use serde::ser::{SerializeMap, SerializeStruct, Serializer};
 use serde::{Deserialize, Serialize};
@@ -24,9 +24,20 @@ use serde::{Deserialize, Serialize};
 use crate::codes::{LanguageCode, SerializeType};
 use crate::command::{ExtFields, RemotingCommand};
 use crate::error::FrameError;
+use crate::json_fast;
 
 /// Append the JSON header of `cmd` to `dst` (body and length words excluded).
+///
+/// Written by hand (`json_fast::encode`); the bytes are those of the serde form below,
+/// which the tests keep as the reference.
 pub fn encode(cmd: &RemotingCommand, dst: &mut BytesMut) {
+    json_fast::encode(cmd, dst);
+}
+
+/// The serde_json encoding of the header: the reference `encode` must match.
+#[cfg(test)]
+fn encode_serde(cmd: &RemotingCommand, dst: &mut BytesMut) {
+    use bytes::BufMut;
     // Writing into a BytesMut cannot fail and every value is serialisable.
     serde_json::to_writer(dst.writer(), &JsonOut(cmd)).expect("JSON header write is infallible");
 }
@@ -43,7 +54,18 @@ pub fn estimated_len(cmd: &RemotingCommand) -> usize {
 }
 
 /// Parse a JSON header into a command with an empty body.
+///
+/// The common case goes through the hand-written subset parser (`json_fast::decode`,
+/// no serde machinery); whatever it declines, serde decides, so the result is always
+/// serde's.
 pub fn decode(src: &[u8]) -> Result<RemotingCommand, FrameError> {
+    if let Some(cmd) = json_fast::decode(src) {
+        return Ok(cmd);
+    }
+    decode_serde(src)
+}
+
+fn decode_serde(src: &[u8]) -> Result<RemotingCommand, FrameError> {
     // serde's derive would also accept a JSON array in field order.
     if src.iter().find(|b| !b.is_ascii_whitespace()) != Some(&b'{') {
         return Err(FrameError::BadJsonHeader("not a JSON object".into()));
@@ -63,6 +85,7 @@ pub fn decode(src: &[u8]) -> Result<RemotingCommand, FrameError> {
     })
 }
 
+#[cfg_attr(not(test), allow(dead_code))]
 struct JsonOut<'a>(&'a RemotingCommand);
 
 impl Serialize for JsonOut<'_> {
@@ -205,7 +228,50 @@ mod tests {
     fn enc(cmd: &RemotingCommand) -> String {
         let mut b = BytesMut::new();
         encode(cmd, &mut b);
+        let mut reference = BytesMut::new();
+        encode_serde(cmd, &mut reference);
+        assert_eq!(b, reference, "hand-written and serde encodings differ");
         String::from_utf8(b.to_vec()).unwrap()
+    }
+
+    /// The fast decoder, where it answers, answers as serde does; true if it answered.
+    fn agree(src: &[u8]) -> bool {
+        let serde = decode_serde(src);
+        let fast = json_fast::decode(src);
+        let answered = fast.is_some();
+        if let Some(fast) = fast {
+            assert_eq!(Ok(fast), serde, "{}", String::from_utf8_lossy(src));
+        }
+        assert_eq!(decode(src), serde);
+        answered
+    }
+
+    #[test]
+    fn fast_and_serde_decoders_agree() {
+        for (i, src) in [
+            &br#"{"code":310,"extFields":{"a":"PG","b":"TopicA","i":"UNIQ_KEY\u0001AC\u0002W"},"flag":0,"language":"JAVA","opaque":7,"serializeTypeCurrentRPC":"JSON","version":479}"#[..],
+            br#"{"code":10,"language":"RUST","version":474,"opaque":3,"flag":0,"remark":null,"extFields":{"topic":"T","z":null},"serializeTypeCurrentRPC":"JSON"}"#,
+            br#" { "code" : -2147483648 , "remark" : "a\"b\\c\/\b\f\n\r\t\u00e9\u4e3b" , "extFields" : { } } "#,
+            br#"{"code":1,"language":"KLINGON","version":null,"opaque":null,"flag":null,"language2":true,"x":false,"y":null,"w":"s"}"#,
+            br#"{"code":1,"extFields":null,"language":null}"#,
+            "{\"code\":1,\"remark\":\"ré😀\",\"extFields\":{\"主题\":\"v\"}}".as_bytes(),
+            br#"{"code":1,"code":2}"#,
+            br#"{"code":1,"extFields":{"n":5,"b":true}}"#,
+            br#"{"code":1} trailing"#,
+            br#"{"code":1,}"#,
+            br#"{"code":1"#,
+            br#"{"code":1,"extFields":{"a":"1",}}"#,
+            br#"{"code":1,"remark":"\x"}"#,
+            br#"{"code":1,"remark":"\u12"}"#,
+            br#"{"code":1,"language":nul}"#,
+            b"",
+        ]
+        .into_iter()
+        .enumerate()
+        {
+            // The first six are the common case the fast decoder exists for.
+            assert_eq!(agree(src), i < 6, "{}", String::from_utf8_lossy(src));
+        }
     }
 
     fn sample() -> RemotingCommand {

@@ -5,6 +5,7 @@
 //! | [`codes`] | request/response codes, version ordinals, `LanguageCode`, `SerializeType` | any |
 //! | [`command`] | `RemotingCommand` with typed, alias-aware header-field getters | any |
 //! | [`header_json`] / [`header_binary`] | the two header forms | any |
+//! | `json_fast` | hand-written JSON header encoder and common-case decoder behind `header_json` | any |
 //! | [`frame`] | frame encoding and the streaming `FrameDecoder` | any |
 //! | [`error`] | `FrameError`, split into connection-closing and per-request errors | any |
 //! | [`header`] | typed request headers (`RequestHeader`), one file per area | any |
@@ -22,6 +23,7 @@ pub mod frame;
 pub mod header;
 pub mod header_binary;
 pub mod header_json;
+mod json_fast;
 pub mod server;
 
 pub use codes::{request_code, response_code, LanguageCode, SerializeType};
