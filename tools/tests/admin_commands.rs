@@ -1,6 +1,7 @@
 //! `ringmq admin <command>` end to end: each command run as the real binary against an
-//! in-process ringmq broker on 127.0.0.1 (which also answers the name-server queries),
-//! output checked as a table and as `--json`.
+//! in-process ringmq broker on 127.0.0.1, once with `-n` at the broker itself (which also
+//! answers the name-server queries) and once with `-n` at an in-process `ringmq namesrv`
+//! the broker registers with; output checked as a table and as `--json`.
 
 use std::process::Command;
 use std::time::Duration;
@@ -307,4 +308,146 @@ fn admin_commands_against_a_broker() {
     drop(producer);
     drop(consumer);
     server.shutdown().unwrap();
+}
+
+/// Polls `f` every 20 ms until it holds; panics naming `what` after 10 s.
+fn wait_until(what: &str, mut f: impl FnMut() -> bool) {
+    let start = std::time::Instant::now();
+    while !f() {
+        assert!(
+            start.elapsed() < Duration::from_secs(10),
+            "timed out waiting for {what}"
+        );
+        std::thread::sleep(Duration::from_millis(20));
+    }
+}
+
+/// The same commands with `-n` at a `ringmq namesrv` the broker registers with: cluster,
+/// route and topic list come from the name server, `-c` finds the masters there, and
+/// `deleteTopic` removes the topic from the broker's files and from the name server.
+#[test]
+fn admin_commands_through_a_name_server() {
+    let dir = tempfile::tempdir().unwrap();
+    let ns = ringmq_namesrv::Namesrv::start(ringmq_namesrv::NamesrvConfig {
+        listen_port: 0,
+        kv_config_path: dir.path().join("kvConfig.json"),
+        ..ringmq_namesrv::NamesrvConfig::default()
+    })
+    .expect("name server starts");
+    let nsaddr = ns.local_addr().to_string();
+    let n = nsaddr.as_str();
+    let store = dir.path().join("store");
+    let node = ringmq_broker::Node::start(BrokerConfig {
+        store_path_root_dir: store.clone(),
+        listen_port: 0,
+        ha_listen_port: 0,
+        pin_threads: false,
+        mapped_file_size_commit_log: 1 << 20,
+        tail_ring_bytes: 8 << 20,
+        namesrv_addr: Some(nsaddr.clone()),
+        register_name_server_period: Duration::from_millis(500),
+        ..Default::default()
+    })
+    .expect("broker starts");
+    let addr = node.addr().to_string();
+    let a = addr.as_str();
+    wait_until("the broker in the name server's cluster list", || {
+        admin(n, &["clusterList", "--json"]).stdout.contains(a)
+    });
+    let cl = json(n, &["clusterList"]);
+    assert_eq!(cl["brokers"][0]["addr"], a, "{cl}");
+    assert_eq!(cl["brokers"][0]["cluster"], "DefaultCluster", "{cl}");
+
+    // -c: the masters come from the name server's cluster info.
+    let out = ok(
+        n,
+        &[
+            "updateTopic",
+            "-c",
+            "DefaultCluster",
+            "-t",
+            "NsT",
+            "-w",
+            "2",
+            "-r",
+            "2",
+        ],
+    );
+    assert!(
+        out.contains(&format!("create topic to {a} success.")),
+        "{out}"
+    );
+    fails(n, &["updateTopic", "-c", "NoSuchCluster", "-t", "NsT"]);
+    wait_until("the topic registered with the name server", || {
+        admin(n, &["topicList"]).stdout.lines().any(|l| l == "NsT")
+    });
+    let route = json(n, &["topicRoute", "-t", "NsT"]);
+    assert_eq!(route["queueDatas"][0]["writeQueueNums"], 2, "{route}");
+    assert_eq!(route["brokerDatas"][0]["brokerAddrs"]["0"], a, "{route}");
+
+    // Produce 3 + 2, commit 1 + 2: lag 2, found through the route.
+    let producer = Producer::connect(a, "ns_pg").unwrap();
+    let mut sent = Vec::new();
+    for (qid, count) in [(0, 3), (1, 2)] {
+        for i in 0..count {
+            let mq = MessageQueue::new("NsT", "broker-a", qid);
+            let body = format!("ns-body-{qid}-{i}").into_bytes();
+            sent.push(producer.send_to(&mq, Message::new(body)).unwrap());
+        }
+    }
+    let status = json(n, &["topicStatus", "-t", "NsT"]);
+    let queues = status["queues"].as_array().unwrap();
+    assert_eq!(
+        (
+            queues[0]["maxOffset"].as_i64(),
+            queues[1]["maxOffset"].as_i64()
+        ),
+        (Some(3), Some(2)),
+        "{status}"
+    );
+    ok(
+        n,
+        &["updateSubGroup", "-c", "DefaultCluster", "-g", "ns_cg"],
+    );
+    let consumer = PullConsumer::connect(a, "ns_cg").unwrap();
+    for (qid, offset) in [(0, 1), (1, 2)] {
+        let mq = MessageQueue::new("NsT", "broker-a", qid);
+        consumer.update_offset("ns_cg", &mq, offset).unwrap();
+    }
+    let progress = json(n, &["consumerProgress", "-g", "ns_cg"]);
+    assert_eq!(progress["diffTotal"], 5 - 3, "{progress}");
+    let hb = heartbeat(a, "ns_cg", "NsT");
+    let conns = ok(n, &["consumerConnection", "-g", "ns_cg"]);
+    assert!(conns.contains("admin-test-client"), "{conns}");
+    let all = json(n, &["brokerStatus", "-c", "DefaultCluster"]);
+    assert_eq!(all[a]["msgPutTotalTodayNow"], "5", "{all}");
+    let shown = ok(n, &["queryMsgById", "-i", &sent[1].offset_msg_id]);
+    assert!(shown.contains("ns-body-0-1"), "{shown}");
+    ok(
+        n,
+        &["resetOffsetByTime", "-g", "ns_cg", "-t", "NsT", "-s", "0"],
+    );
+    assert_eq!(
+        json(n, &["consumerProgress", "-g", "ns_cg"])["diffTotal"],
+        5
+    );
+    drop(hb);
+
+    // Delete through the cluster: the broker's files and the name server's route go.
+    let cq = store.join("consumequeue").join("NsT");
+    assert!(cq.is_dir());
+    let out = ok(n, &["deleteTopic", "-t", "NsT", "-c", "DefaultCluster"]);
+    assert!(out.contains("delete topic [NsT] from broker"), "{out}");
+    assert!(!cq.exists(), "deleteTopic left {} behind", cq.display());
+    assert!(
+        ns.route("NsT").is_none(),
+        "the name server still routes NsT"
+    );
+    assert!(!ok(n, &["topicList"]).lines().any(|l| l == "NsT"));
+    fails(n, &["topicRoute", "-t", "NsT"]);
+
+    drop(producer);
+    drop(consumer);
+    node.shutdown().unwrap();
+    drop(ns);
 }

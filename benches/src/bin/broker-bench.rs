@@ -16,10 +16,11 @@
 //! 1 KiB ASYNC_FLUSH appends in batches of 64 (engine-bench's setup), this whole
 //! process's CPU time (the appending thread and the writer) over the records acknowledged.
 
-use std::io::{BufRead, BufReader, Read};
+use std::io::{BufRead, BufReader, Read, Write};
+use std::net::{SocketAddr, TcpStream};
 use std::path::{Path, PathBuf};
 use std::process::{Child, Command, Stdio};
-use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 use std::sync::{mpsc, Arc};
 use std::time::{Duration, Instant};
 
@@ -32,7 +33,7 @@ use ringmq_benches::open_loop;
 use ringmq_benches::report::{Percentiles, Table};
 use ringmq_broker::BrokerConfig;
 use ringmq_broker::Server;
-use ringmq_client::{Message, Producer, ProducerOptions};
+use ringmq_client::{Credentials, Message, Producer, ProducerOptions};
 use ringmq_engine::commitlog::{AppendRequest, CommitLog, CommitLogConfig, FlushMode, PutStatus};
 use ringmq_engine::record::encode_properties;
 use ringmq_engine::record::MessageToStore;
@@ -72,6 +73,14 @@ struct Args {
     /// 16 connections 95-115 k msgs/s pinned vs 128-134 k unpinned).
     #[arg(long)]
     pin: bool,
+    /// Start the broker with ACL on (one admin account) and sign every request: the cost
+    /// of ACL against a run without.
+    #[arg(long)]
+    acl: bool,
+    /// Start the broker with `metricsExporterType=PROM` and scrape `/metrics` once a second
+    /// during the runs, as Prometheus would: the cost of metrics against a run without.
+    #[arg(long)]
+    metrics: bool,
     /// Seconds of the engine-alone append run (CPU per record beside the broker's).
     #[arg(long, default_value_t = 2.0)]
     engine_secs: f64,
@@ -81,6 +90,8 @@ struct Args {
 }
 
 const TOPIC: &str = "BenchTopic";
+/// The one account `--acl` gives the broker; the load signs with it.
+const ACL_ACCOUNT: (&str, &str) = ("bench-ak", "bench-secret-1");
 
 fn main() {
     let args = Args::parse();
@@ -94,28 +105,43 @@ fn main() {
         return;
     }
     let rtt = loopback::rtt(5000);
-    let (mut child, addr) = match &args.addr {
-        Some(a) => (None, a.clone()),
+    let (mut child, addr, metrics_addr) = match &args.addr {
+        Some(a) => (None, a.clone(), None),
         None => {
-            let (child, addr) = spawn_broker(&args);
-            (Some(child), addr)
+            let (child, addr, metrics) = spawn_broker(&args);
+            (Some(child), addr, metrics)
         }
     };
     let broker_pid = child.as_ref().map(|c| c.id());
     let broker_cpu = || broker_pid.map(|pid| cpu::process_us(pid).expect("broker /proc stat"));
     println!(
-        "broker-bench against {addr} ({} headers, {} B bodies)",
-        args.header, args.body
+        "broker-bench against {addr} ({} headers, {} B bodies, ACL {}, metrics {})",
+        args.header,
+        args.body,
+        if args.acl { "on" } else { "off" },
+        if args.metrics {
+            "on, scraped every second"
+        } else {
+            "off"
+        },
     );
+    let client = Client {
+        st: serialize_type,
+        credentials: args
+            .acl
+            .then(|| Credentials::new(ACL_ACCOUNT.0, ACL_ACCOUNT.1)),
+    };
+    let scraper = metrics_addr.map(Scraper::start);
     let body = Bytes::from(vec![b'x'; args.body]);
     // Warm up: creates the topic and its queues.
-    throughput(&addr, &body, 1, args.inflight, 0.5, serialize_type);
-    let conn1 = throughput(&addr, &body, 1, args.inflight, args.secs, serialize_type);
+    throughput(&addr, &body, 1, args.inflight, 0.5, &client);
+    let conn1 = throughput(&addr, &body, 1, args.inflight, args.secs, &client);
     let cpu0 = broker_cpu();
-    let conn16 = throughput(&addr, &body, 16, args.inflight, args.secs, serialize_type);
+    let conn16 = throughput(&addr, &body, 16, args.inflight, args.secs, &client);
     let cpu1 = broker_cpu();
-    let lat = fixed_rate(&addr, &body, args.rate, args.latency_secs, serialize_type);
+    let lat = fixed_rate(&addr, &body, args.rate, args.latency_secs, &client);
     let cpu2 = broker_cpu();
+    let scrapes = scraper.map(Scraper::stop);
     let per_msg = |a: Option<u64>, b: Option<u64>, msgs: u64| match (a, b) {
         (Some(a), Some(b)) if msgs > 0 => Some((b - a) as f64 / msgs as f64),
         _ => None,
@@ -147,6 +173,9 @@ fn main() {
     t.latency_rows("send", &lat.latency_us, 1.0, "us", Some(&scaled(&rtt)));
     t.row("achieved rate", lat.achieved_per_s, "msgs/s", None);
     t.row("errors", lat.errors as f64, "sends", None);
+    if let Some(n) = scrapes {
+        t.row("/metrics scrapes", n as f64, "scrapes", None);
+    }
     t.print();
     let p = Percentiles::of(&lat.latency_us);
     if let Some(c) = child.as_mut() {
@@ -180,29 +209,56 @@ fn main() {
     );
 }
 
-/// `--serve`: the broker alone, in this (child) process; prints `ADDR host:port`, serves
-/// until stdin closes, then shuts down cleanly.
+/// `--serve`: the broker alone, in this (child) process; prints `ADDR host:port` (and,
+/// with `--metrics`, `METRICS host:port`), serves until stdin closes, then shuts down
+/// cleanly.
 fn serve(args: &Args) {
     let _ = std::fs::remove_dir_all(&args.dir);
-    let cfg = BrokerConfig {
-        store_path_root_dir: args.dir.clone(),
+    let mut cfg = BrokerConfig {
+        store_path_root_dir: args.dir.join("store"),
         listen_port: 0,
         pin_threads: args.pin,
         ..Default::default()
     };
+    if args.acl {
+        std::fs::create_dir_all(&args.dir).expect("create bench dir");
+        let file = args.dir.join("plain_acl.yml");
+        let (ak, sk) = ACL_ACCOUNT;
+        let accounts =
+            format!("accounts:\n  - accessKey: {ak}\n    secretKey: {sk}\n    admin: true\n");
+        std::fs::write(&file, accounts).expect("write accounts");
+        cfg.acl_enable = true;
+        cfg.plain_acl_file = file;
+    }
+    if args.metrics {
+        cfg.metrics_exporter_type = "PROM".into();
+        cfg.metrics_prom_exporter_host = "127.0.0.1".into();
+        cfg.metrics_prom_exporter_port = 0;
+    }
     let server = Server::open(cfg).expect("start broker");
     println!("ADDR {}", server.local_addr());
+    if let Some(addr) = server.broker().metrics.exporter_addr() {
+        println!("METRICS {addr}");
+    }
     let mut sink = Vec::new();
     let _ = std::io::stdin().read_to_end(&mut sink);
     server.shutdown().expect("broker shutdown");
     let _ = std::fs::remove_dir_all(&args.dir);
 }
 
-fn spawn_broker(args: &Args) -> (Child, String) {
+/// Starts `--serve` in a child process with this run's broker options; returns it, its
+/// address and, with `--metrics`, its exporter's.
+fn spawn_broker(args: &Args) -> (Child, String, Option<SocketAddr>) {
     let mut cmd = Command::new(std::env::current_exe().expect("own executable"));
     cmd.arg("--serve").arg("--dir").arg(&args.dir);
-    if args.pin {
-        cmd.arg("--pin");
+    for (on, flag) in [
+        (args.pin, "--pin"),
+        (args.acl, "--acl"),
+        (args.metrics, "--metrics"),
+    ] {
+        if on {
+            cmd.arg(flag);
+        }
     }
     let mut child = cmd
         .stdin(Stdio::piped())
@@ -217,7 +273,15 @@ fn spawn_broker(args: &Args) -> (Child, String) {
         .strip_prefix("ADDR ")
         .unwrap_or_else(|| panic!("broker printed {line:?}, expected ADDR host:port"))
         .to_string();
-    (child, addr)
+    let metrics = args.metrics.then(|| {
+        line.clear();
+        out.read_line(&mut line).expect("exporter address");
+        line.trim()
+            .strip_prefix("METRICS ")
+            .and_then(|a| a.parse().ok())
+            .unwrap_or_else(|| panic!("broker printed {line:?}, expected METRICS host:port"))
+    });
+    (child, addr, metrics)
 }
 
 fn stop_broker(child: &mut Child) {
@@ -314,12 +378,20 @@ struct Throughput {
     errors: u64,
 }
 
-fn producer(addr: &str, inflight: usize, st: SerializeType) -> Producer {
-    let opts = ProducerOptions {
+/// How the load's producers connect: header form and, with `--acl`, credentials.
+#[derive(Clone)]
+struct Client {
+    st: SerializeType,
+    credentials: Option<Credentials>,
+}
+
+fn producer(addr: &str, inflight: usize, c: &Client) -> Producer {
+    let mut opts = ProducerOptions {
         max_in_flight: inflight,
-        serialize_type: st,
+        serialize_type: c.st,
         ..Default::default()
     };
+    opts.connect.credentials = c.credentials.clone();
     Producer::connect_with(addr, "bench_producer", opts).expect("connect producer")
 }
 
@@ -329,7 +401,7 @@ fn throughput(
     conns: usize,
     inflight: usize,
     secs: f64,
-    st: SerializeType,
+    c: &Client,
 ) -> Throughput {
     let ok = Arc::new(AtomicU64::new(0));
     let errors = Arc::new(AtomicU64::new(0));
@@ -337,10 +409,15 @@ fn throughput(
     let deadline = started + Duration::from_secs_f64(secs);
     let threads: Vec<_> = (0..conns)
         .map(|_| {
-            let (addr, body, ok, errors) =
-                (addr.to_string(), body.clone(), ok.clone(), errors.clone());
+            let (addr, body, ok, errors, c) = (
+                addr.to_string(),
+                body.clone(),
+                ok.clone(),
+                errors.clone(),
+                c.clone(),
+            );
             std::thread::spawn(move || {
-                let p = producer(&addr, inflight, st);
+                let p = producer(&addr, inflight, &c);
                 while Instant::now() < deadline {
                     for _ in 0..64 {
                         let (ok2, errors2) = (ok.clone(), errors.clone());
@@ -374,12 +451,51 @@ struct Latency {
     errors: u64,
 }
 
-fn fixed_rate(addr: &str, body: &Bytes, rate: u64, secs: f64, st: SerializeType) -> Latency {
-    let p = producer(addr, 4096, st);
+fn fixed_rate(addr: &str, body: &Bytes, rate: u64, secs: f64, c: &Client) -> Latency {
+    let p = producer(addr, 4096, c);
     let r = open_loop::run(&p, TOPIC, body, rate, secs, false);
     Latency {
         latency_us: r.latency_us,
         achieved_per_s: r.achieved_per_s,
         errors: r.not_ok + r.failed,
     }
+}
+
+/// Scrapes `/metrics` once a second on its own thread until stopped.
+struct Scraper {
+    stop: Arc<AtomicBool>,
+    thread: std::thread::JoinHandle<u64>,
+}
+
+impl Scraper {
+    fn start(addr: SocketAddr) -> Self {
+        let stop = Arc::new(AtomicBool::new(false));
+        let flag = stop.clone();
+        let thread = std::thread::spawn(move || {
+            let mut scrapes = 0;
+            while !flag.load(Ordering::Relaxed) {
+                if scrape(addr).is_ok() {
+                    scrapes += 1;
+                }
+                std::thread::sleep(Duration::from_secs(1));
+            }
+            scrapes
+        });
+        Scraper { stop, thread }
+    }
+
+    /// Stops scraping; returns how many scrapes succeeded.
+    fn stop(self) -> u64 {
+        self.stop.store(true, Ordering::Relaxed);
+        self.thread.join().unwrap_or(0)
+    }
+}
+
+fn scrape(addr: SocketAddr) -> std::io::Result<usize> {
+    let mut s = TcpStream::connect(addr)?;
+    s.set_read_timeout(Some(Duration::from_secs(5)))?;
+    s.write_all(b"GET /metrics HTTP/1.1\r\nHost: bench\r\nConnection: close\r\n\r\n")?;
+    let mut out = Vec::new();
+    s.read_to_end(&mut out)?;
+    Ok(out.len())
 }
