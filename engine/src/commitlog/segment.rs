@@ -122,6 +122,22 @@ impl SegmentTable {
         (offset < seg.end()).then(|| seg.clone())
     }
 
+    /// The segments holding any byte of `[from, to)`, in offset order.
+    pub fn overlapping(&self, from: u64, to: u64) -> Vec<Arc<SegmentFile>> {
+        if from >= to {
+            return Vec::new();
+        }
+        let map = read(&self.map);
+        let first = map
+            .range(..=from)
+            .next_back()
+            .map_or(from, |(&base, _)| base);
+        map.range(first..to)
+            .filter(|(_, seg)| seg.end() > from)
+            .map(|(_, seg)| seg.clone())
+            .collect()
+    }
+
     pub fn first_base(&self) -> Option<u64> {
         read(&self.map).keys().next().copied()
     }
@@ -217,5 +233,34 @@ impl Drop for Preallocator {
     /// writer exits would otherwise race with it).
     fn drop(&mut self) {
         self.discard();
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// Regression (ASYNC_FLUSH): the writer once kept the segments to fdatasync in a list
+    /// it reset to the current segment at each fdatasync, so an older segment whose writes
+    /// completed after a roll was never synced again although `durable_end` passed its
+    /// bytes. It now syncs every segment overlapping `[durable_end, write_end)`.
+    #[test]
+    fn overlapping_finds_every_segment_of_a_range() {
+        let dir = tempfile::tempdir().unwrap();
+        let table = SegmentTable::default();
+        for base in [0, 8192, 16384] {
+            table.insert(Arc::new(
+                SegmentFile::open(dir.path(), base, 8192, false).unwrap(),
+            ));
+        }
+        let bases =
+            |from, to| -> Vec<u64> { table.overlapping(from, to).iter().map(|s| s.base).collect() };
+        assert_eq!(bases(100, 200), [0]);
+        assert_eq!(bases(8000, 8193), [0, 8192], "an older segment is kept");
+        assert_eq!(bases(8192, 16384), [8192]);
+        assert_eq!(bases(4096, 20000), [0, 8192, 16384]);
+        assert_eq!(bases(16384, 16385), [16384]);
+        assert!(bases(300, 300).is_empty());
+        assert!(bases(24576, 30000).is_empty());
     }
 }

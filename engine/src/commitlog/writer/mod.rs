@@ -100,8 +100,6 @@ pub struct Writer {
     wake_armed: bool,
     prealloc: Preallocator,
     current: Arc<SegmentFile>,
-    /// Segments written since the last fdatasync (ASYNC_FLUSH).
-    unsynced: Vec<Arc<SegmentFile>>,
     append_end: u64,
     write_end: u64,
     durable_end: u64,
@@ -166,7 +164,6 @@ impl Writer {
             wake_buf: Box::new(0),
             wake_armed: false,
             prealloc,
-            unsynced: vec![current.clone()],
             current,
             append_end: end,
             write_end: end,

@@ -4,7 +4,6 @@
 use std::sync::Arc;
 
 use super::Writer;
-use crate::commitlog::config::FlushMode;
 use crate::commitlog::request::PutStatus;
 use crate::commitlog::segment::SegmentFile;
 use crate::record;
@@ -55,9 +54,6 @@ impl Writer {
         let next = Arc::new(next);
         self.shared.segments.insert(next.clone());
         self.prealloc.request(next.end());
-        if self.shared.cfg.flush_mode == FlushMode::Async {
-            self.unsynced.push(next.clone());
-        }
         self.current = next;
     }
 }

@@ -151,7 +151,6 @@ impl Writer {
         drop(dropped);
 
         // 3. Continue at `offset`.
-        self.unsynced = vec![target.clone()];
         self.current = target;
         self.append_end = offset;
         self.write_end = offset;
