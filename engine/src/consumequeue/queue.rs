@@ -17,7 +17,6 @@
 //!
 //! Open restores them with `recovery`; the files themselves are `files`.
 
-use std::os::unix::fs::FileExt;
 use std::path::{Path, PathBuf};
 use std::sync::atomic::{AtomicI64, Ordering};
 use std::sync::{Arc, Mutex, MutexGuard, RwLock, RwLockReadGuard, RwLockWriteGuard};
@@ -495,7 +494,7 @@ impl ConsumeQueue {
 }
 
 /// fdatasync of a ConsumeQueue file (with the test fault hook).
-fn sync_data(file: &std::fs::File) -> std::io::Result<()> {
+fn sync_data(file: &crate::io::gate::GateFile) -> std::io::Result<()> {
     if crate::io::faults::cq_sync_should_fail() {
         return Err(std::io::Error::from_raw_os_error(libc::EIO));
     }

@@ -7,11 +7,13 @@
 //! | `direct_file` | opening, probing, preallocating and reading segment files |
 //! | `uring` | the writer's io_uring: fixed-buffer writes, fdatasync, eventfd wake-ups |
 //! | `wake` | an eventfd other threads use to wake a sleeping ring |
+//! | `gate` | the I/O gate: the [`gate::Disk`] every file operation goes through, and the real one |
 //! | `faults` | failure injection points for tests (ENOSPC, EIO) |
 
 pub mod aligned;
 pub mod direct_file;
 pub mod faults;
+pub mod gate;
 pub mod tail_ring;
 pub mod uring;
 pub mod wake;
