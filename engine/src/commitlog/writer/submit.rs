@@ -199,7 +199,11 @@ impl Writer {
         let due = self.last_fsync.elapsed() >= self.shared.cfg.flush_interval
             || self.shutdown.is_some()
             || self.truncating.is_some();
+        // A stopped writer syncs nothing more: it would issue an fdatasync every turn
+        // (each failing, or succeeding without syncing what the failed one dropped), and
+        // shutdown, which waits for nothing in flight, would never finish.
         if !async_flush
+            || self.failed.is_some()
             || !due
             || self.fsync_inflight.is_some()
             || self.durable_end >= self.write_end
