@@ -45,6 +45,10 @@ pub struct SimFaults {
     /// The power fails at the data operation with this number (it fails with EIO, as
     /// does everything after it until `restart`).
     pub crash_at_op: Option<u64>,
+    /// At a crash an unsynced sector may also be torn (a prefix of its new bytes over
+    /// the old ones). Off: sectors are atomic, as disks promise for 512-byte sectors,
+    /// and each one survives or vanishes.
+    pub torn_sectors: bool,
 }
 
 /// A small deterministic generator (xorshift64* seeded through splitmix64).
@@ -133,14 +137,14 @@ impl Inode {
     }
 
     /// The content a reboot finds.
-    fn after_crash(&self, rng: &mut SimRng) -> Vec<u8> {
+    fn after_crash(&self, rng: &mut SimRng, torn: bool) -> Vec<u8> {
         let mut out = self.durable.clone();
         for &s in &self.unsynced {
             let (a, b) = self.sector(s, out.len().min(self.cur.len()));
             if a >= b {
                 continue;
             }
-            match rng.below(3) {
+            match rng.below(if torn { 3 } else { 2 }) {
                 0 => out[a..b].copy_from_slice(&self.cur[a..b]),
                 1 => {}
                 _ => {
@@ -249,12 +253,13 @@ impl SimDisk {
     /// torn; locks are released; `faults` apply from now on.
     pub fn restart(&self, faults: SimFaults) {
         let mut s = self.lock();
+        let torn = s.faults.torn_sectors;
         let State { inodes, rng, .. } = &mut *s;
         let mut ids: Vec<u64> = inodes.keys().copied().collect();
         ids.sort_unstable();
         for id in ids {
             let inode = inodes.get_mut(&id).expect("listed");
-            let data = inode.after_crash(rng);
+            let data = inode.after_crash(rng, torn);
             *inode = Inode {
                 cur: data.clone(),
                 durable: data,
@@ -741,7 +746,8 @@ impl SimRing {
                 }
                 let inode = s.inodes.get_mut(&ino).expect("inode");
                 inode.write(*offset, &bytes);
-                if *dsync && n == len {
+                // RWF_DSYNC syncs what the write took, short or not.
+                if *dsync && n > 0 {
                     inode.sync_range(*offset, *offset + n as u64);
                 }
                 n as i32
@@ -912,6 +918,10 @@ mod tests {
             f.write_all_at(&[1u8; 1024], 0).unwrap();
             f.sync_data().unwrap();
             f.write_all_at(&[2u8; 512], 512).unwrap();
+            d.set_faults(SimFaults {
+                torn_sectors: true,
+                ..SimFaults::default()
+            });
             d.crash();
             assert!(
                 f.sync_data().is_err(),
