@@ -6,7 +6,8 @@
 //! reordered completions, an EIO or ENOSPC at a chosen operation), a power cut at a
 //! random moment (a chosen disk operation, or between two appends), recovery (sometimes
 //! cut by a second power cut), and checks:
-//! - every append acknowledged under SYNC_FLUSH is present and byte-identical;
+//! - every append acknowledged under SYNC_FLUSH is present and byte-identical, and so is
+//!   every record below the highest `durable_end` the log published (both flush modes);
 //! - every record the recovered log holds parses with a valid CRC and is one that was
 //!   sent, byte-identical to what was read back when it was acknowledged;
 //! - recovering the recovered disk again changes nothing (same end, same files);
@@ -92,12 +93,15 @@ struct Model {
     records: HashMap<u64, Known>,
     /// Message bodies by sequence number, for every message ever sent.
     bodies: HashMap<u64, Vec<u8>>,
+    /// The highest `durable_end` the log published (lowered by truncations): every
+    /// record below it must survive a crash, whatever the flush mode.
+    durable_end: u64,
 }
 
 fn message(rng: &mut SimRng, seq: u64, bodies: &mut HashMap<u64, Vec<u8>>) -> MessageToStore {
     let len = match rng.below(10) {
-        0..=5 => 20 + rng.below(200),
-        6..=8 => 200 + rng.below(1800),
+        0..=3 => 20 + rng.below(200),
+        4..=7 => 200 + rng.below(1800),
         _ => 2000 + rng.below(1900),
     } as usize;
     let mut body = format!("msg-{seq:010}-").into_bytes();
@@ -162,6 +166,7 @@ fn run_seed(seed: u64) {
     let mut model = Model {
         records: HashMap::new(),
         bodies: HashMap::new(),
+        durable_end: 0,
     };
     let rec = recovery::recover(&cfg, None, false, None).expect("empty disk recovers");
     let log = CommitLog::start(cfg.clone(), rec.end).expect("log starts");
@@ -176,7 +181,7 @@ fn run_seed(seed: u64) {
         );
     }
 
-    let ops = 1 + rng.below(40);
+    let ops = 1 + rng.below(60);
     let crash_between = rng.below(ops + 5);
     let mut seq = 0u64;
     for op in 0..ops {
@@ -186,7 +191,7 @@ fn run_seed(seed: u64) {
         if disk.crashed() || log.stopped().is_some() {
             break;
         }
-        check_order(&log);
+        check_order(&log, &mut model);
         if rng.below(12) == 0 && !model.records.is_empty() {
             truncate_and_reappend(&log, &mut rng, &mut model);
             continue;
@@ -222,7 +227,7 @@ fn run_seed(seed: u64) {
                 }
             }
         }
-        check_order(&log);
+        check_order(&log, &mut model);
     }
     disk.crash();
     let _ = log.shutdown();
@@ -252,6 +257,12 @@ fn run_seed(seed: u64) {
     assert_eq!(again, end, "recovering twice gives the same end");
     assert!(files == disk.snapshot(), "recovering twice changes no file");
 
+    if std::env::var_os("RINGMQ_SIM_TRACE").is_some() {
+        eprintln!(
+            "  recovered end {end}, published durable_end {}",
+            model.durable_end
+        );
+    }
     check_log(&disk, &dir, end, &model);
 
     if rng.below(4) == 0 {
@@ -271,9 +282,10 @@ fn run_seed(seed: u64) {
 
 /// Sampled durable first, then written, then appended: each only grows (between
 /// truncations), so the samples keep the order of the values.
-fn check_order(log: &CommitLog) {
+fn check_order(log: &CommitLog, model: &mut Model) {
     let p = log.progress();
     let durable = p.get(Level::Durable);
+    model.durable_end = model.durable_end.max(durable as u64);
     let written = p.get(Level::Write);
     let appended = p.get(Level::Append);
     assert!(
@@ -294,6 +306,7 @@ fn truncate_and_reappend(log: &CommitLog, rng: &mut SimRng, model: &mut Model) {
         return;
     }
     // Asked to cut: whatever the answer, records past the cut may be gone.
+    model.durable_end = model.durable_end.min(cut);
     for (_, k) in model.records.iter_mut().filter(|(&o, _)| o >= cut) {
         k.durable = false;
     }
@@ -311,6 +324,7 @@ fn truncate_and_reappend(log: &CommitLog, rng: &mut SimRng, model: &mut Model) {
         .map(|(&o, k)| (o, k.clone()))
         .collect();
     model.records.retain(|&o, _| o < cut);
+    model.durable_end = model.durable_end.min(cut);
     if rng.below(3) == 0 {
         return;
     }
@@ -402,7 +416,19 @@ fn check_log(disk: &SimDisk, dir: &Path, end: u64, model: &Model) {
             other => panic!("no valid record at {pos} below the recovered end {end}: {other:?}"),
         }
     }
+    assert!(
+        end >= model.durable_end,
+        "recovered end {end} is below the published durable_end {}",
+        model.durable_end
+    );
     for (&o, k) in &model.records {
+        if o + k.bytes.len() as u64 <= model.durable_end {
+            assert!(
+                found.contains(&o),
+                "record at {o} below the published durable_end {} lost (recovered end {end})",
+                model.durable_end
+            );
+        }
         if k.durable {
             assert!(
                 found.contains(&o),
