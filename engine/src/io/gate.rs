@@ -8,9 +8,10 @@
 //! [`GateFile`] calls its own implementation, one virtual call per operation, never one
 //! per record on the CommitLog path (the writer batches records into page writes).
 //!
-//! The writer's O_DIRECT writes and fdatasyncs go through io_uring on the file's raw fd
-//! ([`GateFile::raw_fd`], `io::uring`), as does HA's splice; a file without one (a
-//! simulated file) cannot serve them yet.
+//! The writer's O_DIRECT writes and fdatasyncs go through the [`WriteRing`] the disk
+//! gives ([`Disk::write_ring`]: io_uring with registered buffers on the real disk, an
+//! in-memory ring on the simulated one), naming files by [`GateFile::raw_fd`]. HA's
+//! splice uses the kernel fd directly and needs the real disk.
 //!
 //! Errors are `io::Error` as the kernel gives them; EINTR is retried here, and short
 //! reads and writes are completed here (`read_full_at`, `write_all_at`), so callers never
