@@ -55,6 +55,7 @@ fn sim_crash() {
     let trace = std::env::var_os("RINGMQ_SIM_TRACE").is_some();
     let started = Instant::now();
     let mut ran = 0u64;
+    let current = watchdog();
     for seed in first..first.saturating_add(count) {
         if started.elapsed() >= Duration::from_secs(secs) {
             break;
@@ -62,6 +63,7 @@ fn sim_crash() {
         if trace {
             eprintln!("sim_crash: seed {seed}");
         }
+        current.store(seed, std::sync::atomic::Ordering::Relaxed);
         let res = std::panic::catch_unwind(|| run_seed(seed));
         gate::install(None);
         if let Err(panic) = res {
@@ -78,6 +80,28 @@ fn sim_crash() {
         started.elapsed().as_secs_f64()
     );
     assert!(ran > 0);
+}
+
+/// A seed that hangs (an engine thread died, a wait that never ends) is named and the
+/// process stopped, rather than the test running forever.
+fn watchdog() -> Arc<std::sync::atomic::AtomicU64> {
+    use std::sync::atomic::{AtomicU64, Ordering};
+    let current = Arc::new(AtomicU64::new(u64::MAX));
+    let seen = current.clone();
+    std::thread::spawn(move || {
+        let mut last = (u64::MAX, Instant::now());
+        loop {
+            std::thread::sleep(Duration::from_secs(1));
+            let seed = seen.load(Ordering::Relaxed);
+            if seed != last.0 {
+                last = (seed, Instant::now());
+            } else if last.1.elapsed() > Duration::from_secs(30) {
+                eprintln!("sim_crash: seed {seed} HUNG; replay with RINGMQ_SIM_SEED={seed}");
+                std::process::abort();
+            }
+        }
+    });
+    current
 }
 
 /// What the model knows of one record it saw acknowledged (or read back).
