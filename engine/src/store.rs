@@ -14,8 +14,7 @@
 use crate::clock::now_millis;
 use crate::sync::lock;
 use std::collections::HashMap;
-use std::fs::File;
-use std::os::fd::AsRawFd;
+
 use std::path::{Path, PathBuf};
 use std::sync::atomic::{AtomicBool, AtomicI64, AtomicU64, Ordering};
 use std::sync::{Arc, Mutex};
@@ -32,6 +31,7 @@ use crate::consumequeue::dispatch::{self, DispatchGate, DispatchListener};
 use crate::consumequeue::{ConsumeQueueStore, CqEntry};
 use crate::delay_levels::DelayLevels;
 use crate::io::direct_file;
+use crate::io::gate::{self, disk, GateFile, Open};
 use crate::record::{self, MessageToStore};
 use crate::{Error, Result};
 
@@ -137,16 +137,17 @@ pub struct MessageStore {
     stop: Arc<AtomicBool>,
     threads: Mutex<Vec<JoinHandle<()>>>,
     closed: AtomicBool,
-    _lock: File,
+    _lock: GateFile,
 }
 
 impl MessageStore {
     pub fn open(cfg: StoreConfig) -> Result<Self> {
         let root = cfg.root.clone();
-        std::fs::create_dir_all(&root)
+        disk()
+            .create_dir_all(&root)
             .map_err(|e| Error::io(format!("create {}", root.display()), e))?;
         let lock = lock_store(&root)?;
-        let abnormal = recovery::abort_path(&root).exists();
+        let abnormal = gate::exists(&recovery::abort_path(&root));
         let checkpoint = recovery::read_checkpoint(&root)?;
         if abnormal {
             tracing::warn!(checkpoint = ?checkpoint.map(|c| c.phys_offset), "store was not shut down cleanly; recovering from the checkpoint");
@@ -647,7 +648,8 @@ impl MessageStore {
                 timestamp_ms: now_millis(),
             },
         )?;
-        std::fs::remove_file(recovery::abort_path(&self.root))
+        disk()
+            .remove_file(&recovery::abort_path(&self.root))
             .map_err(|e| Error::io("remove abort marker", e))?;
         direct_file::sync_dir(&self.root)?;
         tracing::info!(log_end, "store shut down cleanly");
@@ -739,28 +741,22 @@ fn spawn(
         .map_err(|e| Error::io(format!("spawn {name}"), e))
 }
 
-fn lock_store(root: &Path) -> Result<File> {
+fn lock_store(root: &Path) -> Result<GateFile> {
     let path = root.join("lock");
-    let file = std::fs::OpenOptions::new()
-        .create(true)
-        .truncate(false)
-        .write(true)
-        .open(&path)
-        .map_err(|e| Error::io(format!("open {}", path.display()), e))?;
-    // SAFETY: flock on an fd we own; no memory arguments.
-    if unsafe { libc::flock(file.as_raw_fd(), libc::LOCK_EX | libc::LOCK_NB) } != 0 {
-        return Err(Error::Locked {
+    disk().lock(&path).map_err(|e| match e.kind() {
+        std::io::ErrorKind::WouldBlock => Error::Locked {
             path: root.to_owned(),
-        });
-    }
-    Ok(file)
+        },
+        _ => Error::io(format!("lock {}", path.display()), e),
+    })
 }
 
 fn write_abort_marker(root: &Path, ring_id: u64) -> Result<()> {
     let path = recovery::abort_path(root);
-    File::create(&path)
-        .and_then(|mut f| {
-            std::io::Write::write_all(&mut f, recovery::abort_marker(ring_id).as_bytes())?;
+    disk()
+        .open(&path, Open::Truncate)
+        .and_then(|f| {
+            f.write_all_at(recovery::abort_marker(ring_id).as_bytes(), 0)?;
             f.sync_all()
         })
         .map_err(|e| Error::io(format!("create {}", path.display()), e))?;

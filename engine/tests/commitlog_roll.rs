@@ -7,7 +7,6 @@ use common::*;
 use ringmq_engine::commitlog::{FlushMode, PutStatus};
 use ringmq_engine::io::direct_file;
 use ringmq_engine::record::{self, Parsed, BLANK_MAGIC};
-use std::os::unix::fs::FileExt;
 
 fn record_len(m: &ringmq_engine::record::MessageToStore) -> u64 {
     m.encoded_len(&"127.0.0.1:10911".parse().unwrap()) as u64

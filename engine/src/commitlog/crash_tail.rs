@@ -16,12 +16,12 @@
 //! when a ring is created.
 
 use std::os::unix::ffi::OsStrExt;
-use std::os::unix::fs::FileExt;
 use std::path::{Path, PathBuf};
 
 use super::segment;
 use super::CommitLogConfig;
 use crate::io::direct_file;
+use crate::io::gate::{self, disk, GateFile, Open};
 use crate::io::tail_ring::{header_at, TailRing, DIR_MAX, MAGIC};
 use crate::io::PAGE;
 use crate::{Error, Result};
@@ -87,7 +87,7 @@ pub fn salvage(cfg: &CommitLogConfig, ring_id: u64) -> Result<Option<Salvaged>> 
     };
     let dir = canonical(&cfg.dir)?;
     let path = ring_file(shm, &dir);
-    let file = match std::fs::File::open(&path) {
+    let file = match disk().open(&path, Open::Read) {
         Ok(f) => f,
         Err(e) if e.kind() == std::io::ErrorKind::NotFound => return Ok(None),
         Err(e) => return Err(Error::io(format!("open {}", path.display()), e)),
@@ -147,11 +147,8 @@ fn write_back(cfg: &CommitLogConfig, at: u64, bytes: &[u8]) -> Result<()> {
         let exists = existing.contains(&base);
         if exists || last.is_none_or(|l| base > l) {
             let path = cfg.dir.join(segment::file_name(base));
-            let file = std::fs::OpenOptions::new()
-                .write(true)
-                .create(true)
-                .truncate(false)
-                .open(&path)
+            let file = disk()
+                .open(&path, Open::Create)
                 .map_err(|e| Error::io(format!("open {}", path.display()), e))?;
             let io_err = |e| Error::io(format!("write back into {}", path.display()), e);
             if !exists {
@@ -178,8 +175,8 @@ struct RingHeader {
     dir: Vec<u8>,
 }
 
-fn read_header(file: &std::fs::File) -> std::io::Result<Option<RingHeader>> {
-    let len = file.metadata()?.len();
+fn read_header(file: &GateFile) -> std::io::Result<Option<RingHeader>> {
+    let len = file.size()?;
     if len < 3 * PAGE as u64 || !len.is_multiple_of(PAGE as u64) {
         return Ok(None);
     }
@@ -206,27 +203,31 @@ fn read_header(file: &std::fs::File) -> std::io::Result<Option<RingHeader>> {
 /// Removes ring files whose store directory is gone (a test's or a deleted store's ring
 /// left by a crash). Best effort.
 fn remove_orphans(shm: &Path) {
-    let Ok(entries) = std::fs::read_dir(shm) else {
+    let Ok(entries) = disk().list(shm) else {
         return;
     };
-    for entry in entries.flatten() {
-        if !entry.file_name().to_string_lossy().starts_with(PREFIX) {
+    for entry in entries {
+        if !entry.name.to_string_lossy().starts_with(PREFIX) {
             continue;
         }
-        let path = entry.path();
-        let Ok(file) = std::fs::File::open(&path) else {
+        let path = shm.join(&entry.name);
+        let Ok(file) = disk().open(&path, Open::Read) else {
             continue;
         };
         if let Ok(Some(h)) = read_header(&file) {
             let dir = Path::new(std::ffi::OsStr::from_bytes(&h.dir));
-            if !dir.exists() {
-                let _ = std::fs::remove_file(&path);
+            if !gate::exists(dir) {
+                let _ = disk().remove_file(&path);
             }
         }
     }
 }
 
 fn canonical(dir: &Path) -> Result<PathBuf> {
-    std::fs::create_dir_all(dir).map_err(|e| Error::io(format!("create {}", dir.display()), e))?;
-    std::fs::canonicalize(dir).map_err(|e| Error::io(format!("resolve {}", dir.display()), e))
+    disk()
+        .create_dir_all(dir)
+        .map_err(|e| Error::io(format!("create {}", dir.display()), e))?;
+    disk()
+        .canonicalize(dir)
+        .map_err(|e| Error::io(format!("resolve {}", dir.display()), e))
 }

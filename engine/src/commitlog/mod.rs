@@ -40,7 +40,6 @@ pub mod tail;
 mod writer;
 
 use std::collections::HashMap;
-use std::os::unix::fs::FileExt;
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::mpsc::{self, SyncSender};
 use std::sync::{Arc, Mutex, RwLock};
@@ -97,7 +96,8 @@ impl CommitLog {
     /// it the next queue offsets with [`CommitLog::set_queue_offsets`].
     pub fn start(cfg: CommitLogConfig, end: u64) -> Result<Self> {
         cfg.validate()?;
-        std::fs::create_dir_all(&cfg.dir)
+        crate::io::gate::disk()
+            .create_dir_all(&cfg.dir)
             .map_err(|e| Error::io(format!("create {}", cfg.dir.display()), e))?;
         crate::io::direct_file::probe_direct_io(&cfg.dir)?;
         let segments = SegmentTable::default();

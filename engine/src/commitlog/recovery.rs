@@ -12,7 +12,6 @@
 //! ring is still in shared memory, its bytes are written back into the log before the
 //! scan (see `crash_tail`), so every append answered from it is found.
 
-use std::os::unix::fs::FileExt;
 use std::path::{Path, PathBuf};
 
 use serde::{Deserialize, Serialize};
@@ -21,6 +20,7 @@ use super::crash_tail;
 use super::segment::{self, SegmentFile};
 use super::CommitLogConfig;
 use crate::io::direct_file;
+use crate::io::gate::{self, disk, GateFile, Open};
 use crate::meta::atomic_file;
 use crate::record::{self, Parsed};
 use crate::{Error, Result};
@@ -50,7 +50,8 @@ pub fn abort_marker(ring_id: u64) -> String {
 
 /// The tail ring an abort marker names (None: an empty or older marker).
 pub fn ring_of_abort_marker(root: &Path) -> Option<u64> {
-    let text = std::fs::read_to_string(abort_path(root)).ok()?;
+    let bytes = gate::read_whole(&abort_path(root)).ok()??;
+    let text = String::from_utf8(bytes).ok()?;
     text.lines()
         .find_map(|l| l.strip_prefix("ring="))
         .and_then(|id| id.trim().parse().ok())
@@ -93,7 +94,8 @@ pub fn recover(
     abnormal: bool,
     crashed_ring: Option<u64>,
 ) -> Result<Recovered> {
-    std::fs::create_dir_all(&cfg.dir)
+    disk()
+        .create_dir_all(&cfg.dir)
         .map_err(|e| Error::io(format!("create {}", cfg.dir.display()), e))?;
     let salvaged = match crashed_ring {
         Some(id) if abnormal => crash_tail::salvage(cfg, id)?,
@@ -132,13 +134,13 @@ pub fn recover(
         } else if base > end {
             // A segment past the end holds nothing that was acknowledged.
             cut += seg_size;
-            std::fs::remove_file(&path)
+            disk()
+                .remove_file(&path)
                 .map_err(|e| Error::io(format!("remove {}", path.display()), e))?;
         } else if abnormal {
             // The segment the log ends in: zero its tail so stale bytes never parse.
-            let file = std::fs::OpenOptions::new()
-                .write(true)
-                .open(&path)
+            let file = disk()
+                .open(&path, Open::ReadWrite)
                 .map_err(|e| Error::io(format!("open {}", path.display()), e))?;
             cut += seg_size - (end - base);
             direct_file::zero_range(&file, &path, end - base, seg_size)?;
@@ -219,15 +221,7 @@ fn scan(cfg: &CommitLogConfig, bases: &[u64], start: u64) -> Result<u64> {
     }
 }
 
-fn read_full(file: &std::fs::File, buf: &mut [u8], offset: u64, path: &Path) -> Result<usize> {
-    let mut done = 0;
-    while done < buf.len() {
-        match file.read_at(&mut buf[done..], offset + done as u64) {
-            Ok(0) => break,
-            Ok(n) => done += n,
-            Err(e) if e.kind() == std::io::ErrorKind::Interrupted => continue,
-            Err(e) => return Err(Error::io(format!("read {}", path.display()), e)),
-        }
-    }
-    Ok(done)
+fn read_full(file: &GateFile, buf: &mut [u8], offset: u64, path: &Path) -> Result<usize> {
+    file.read_full_at(buf, offset)
+        .map_err(|e| Error::io(format!("read {}", path.display()), e))
 }

@@ -3,13 +3,13 @@
 //! ready so the writer never waits for fallocate.
 
 use std::collections::BTreeMap;
-use std::fs::File;
-use std::os::fd::{AsRawFd, RawFd};
+use std::os::fd::RawFd;
 use std::path::{Path, PathBuf};
 use std::sync::mpsc::{self, Receiver, Sender};
 use std::sync::{Arc, RwLock};
 
 use crate::io::direct_file;
+use crate::io::gate::{self, disk, GateFile, Kind};
 use crate::sync::{read, write};
 use crate::{Error, Result};
 
@@ -18,8 +18,8 @@ pub struct SegmentFile {
     pub base: u64,
     pub size: u64,
     pub path: PathBuf,
-    direct: File,
-    read: File,
+    direct: GateFile,
+    read: GateFile,
 }
 
 impl SegmentFile {
@@ -27,7 +27,7 @@ impl SegmentFile {
     /// `zero_fill`).
     pub fn open(dir: &Path, base: u64, size: u64, zero_fill: bool) -> Result<Self> {
         let path = dir.join(file_name(base));
-        let created = !path.exists();
+        let created = !gate::exists(&path);
         let direct = direct_file::open_direct(&path)?;
         if created {
             let prepared = direct_file::preallocate(&direct, &path, size).and_then(|()| {
@@ -38,15 +38,14 @@ impl SegmentFile {
             });
             if let Err(e) = prepared {
                 drop(direct);
-                let _ = std::fs::remove_file(&path);
+                let _ = disk().remove_file(&path);
                 return Err(e);
             }
             direct_file::sync_dir(dir)?;
         } else {
             let len = direct
-                .metadata()
-                .map_err(|e| Error::io(format!("stat {}", path.display()), e))?
-                .len();
+                .size()
+                .map_err(|e| Error::io(format!("stat {}", path.display()), e))?;
             if len != size {
                 return Err(Error::Invalid(format!(
                     "{} is {len} bytes but mappedFileSizeCommitLog is {size}; segment size cannot change on an existing store",
@@ -69,14 +68,16 @@ impl SegmentFile {
     }
 
     pub fn direct_fd(&self) -> RawFd {
-        self.direct.as_raw_fd()
+        self.direct
+            .raw_fd()
+            .expect("the io_uring writer needs a file of the real disk")
     }
 
-    pub fn direct_file(&self) -> &File {
+    pub fn direct_file(&self) -> &GateFile {
         &self.direct
     }
 
-    pub fn read_file(&self) -> &File {
+    pub fn read_file(&self) -> &GateFile {
         &self.read
     }
 }
@@ -90,12 +91,16 @@ pub fn file_name(base: u64) -> String {
 /// are ignored.
 pub fn list(dir: &Path) -> Result<Vec<u64>> {
     let mut bases = Vec::new();
-    let entries =
-        std::fs::read_dir(dir).map_err(|e| Error::io(format!("list {}", dir.display()), e))?;
+    let entries = disk()
+        .list(dir)
+        .map_err(|e| Error::io(format!("list {}", dir.display()), e))?;
     for entry in entries {
-        let entry = entry.map_err(|e| Error::io(format!("list {}", dir.display()), e))?;
-        let name = entry.file_name();
-        let Some(name) = name.to_str() else { continue };
+        if entry.kind == Kind::Dir {
+            continue;
+        }
+        let Some(name) = entry.name.to_str() else {
+            continue;
+        };
         if name.len() == 20 && name.bytes().all(|b| b.is_ascii_digit()) {
             bases.push(name.parse::<u64>().expect("20 digits fit in u64"));
         }
@@ -120,6 +125,22 @@ impl SegmentTable {
         let map = read(&self.map);
         let (_, seg) = map.range(..=offset).next_back()?;
         (offset < seg.end()).then(|| seg.clone())
+    }
+
+    /// The segments holding any byte of `[from, to)`, in offset order.
+    pub fn overlapping(&self, from: u64, to: u64) -> Vec<Arc<SegmentFile>> {
+        if from >= to {
+            return Vec::new();
+        }
+        let map = read(&self.map);
+        let first = map
+            .range(..=from)
+            .next_back()
+            .map_or(from, |(&base, _)| base);
+        map.range(first..to)
+            .filter(|(_, seg)| seg.end() > from)
+            .map(|(_, seg)| seg.clone())
+            .collect()
     }
 
     pub fn first_base(&self) -> Option<u64> {
@@ -217,5 +238,34 @@ impl Drop for Preallocator {
     /// writer exits would otherwise race with it).
     fn drop(&mut self) {
         self.discard();
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// Regression (ASYNC_FLUSH): the writer once kept the segments to fdatasync in a list
+    /// it reset to the current segment at each fdatasync, so an older segment whose writes
+    /// completed after a roll was never synced again although `durable_end` passed its
+    /// bytes. It now syncs every segment overlapping `[durable_end, write_end)`.
+    #[test]
+    fn overlapping_finds_every_segment_of_a_range() {
+        let dir = tempfile::tempdir().unwrap();
+        let table = SegmentTable::default();
+        for base in [0, 8192, 16384] {
+            table.insert(Arc::new(
+                SegmentFile::open(dir.path(), base, 8192, false).unwrap(),
+            ));
+        }
+        let bases =
+            |from, to| -> Vec<u64> { table.overlapping(from, to).iter().map(|s| s.base).collect() };
+        assert_eq!(bases(100, 200), [0]);
+        assert_eq!(bases(8000, 8193), [0, 8192], "an older segment is kept");
+        assert_eq!(bases(8192, 16384), [8192]);
+        assert_eq!(bases(4096, 20000), [0, 8192, 16384]);
+        assert_eq!(bases(16384, 16385), [16384]);
+        assert!(bases(300, 300).is_empty());
+        assert!(bases(24576, 30000).is_empty());
     }
 }

@@ -3,7 +3,6 @@
 //! them. Runs on the dispatcher thread (create, delete, sync) and at open; readers only
 //! look files up.
 
-use std::fs::{self, File, OpenOptions};
 use std::io;
 use std::path::{Path, PathBuf};
 use std::sync::Arc;
@@ -12,6 +11,7 @@ use tracing::warn;
 
 use super::entry::{CqEntry, CQ_ENTRY_SIZE, ENTRY_BYTES};
 use super::file_io::read_full_at;
+use crate::io::gate::{disk, GateFile, Kind, Open};
 use crate::{Error, Result};
 
 /// One index file, open read-write.
@@ -19,7 +19,7 @@ pub(super) struct CqFile {
     /// File number: the file holds queue offsets `[index * epf, (index + 1) * epf)`.
     pub index: i64,
     pub path: PathBuf,
-    pub file: File,
+    pub file: GateFile,
 }
 
 impl CqFile {
@@ -53,7 +53,7 @@ impl Files {
 /// Lists and opens the files of a queue directory (missing directory: none). Names must be
 /// 20-digit start byte offsets at file boundaries, contiguous.
 pub(super) fn list_files(dir: &Path, epf: i64) -> Result<Files> {
-    let rd = match fs::read_dir(dir) {
+    let rd = match disk().list(dir) {
         Ok(rd) => rd,
         Err(e) if e.kind() == io::ErrorKind::NotFound => return Ok(Files::default()),
         Err(e) => return Err(Error::io(format!("list {}", dir.display()), e)),
@@ -61,15 +61,14 @@ pub(super) fn list_files(dir: &Path, epf: i64) -> Result<Files> {
     let file_bytes = epf * ENTRY_BYTES;
     let mut found: Vec<(i64, PathBuf)> = Vec::new();
     for ent in rd {
-        let ent = ent.map_err(|e| Error::io(format!("list {}", dir.display()), e))?;
-        let path = ent.path();
-        let start = ent.file_name().to_str().and_then(|n| {
+        let path = dir.join(&ent.name);
+        let start = ent.name.to_str().and_then(|n| {
             (n.len() == 20 && n.bytes().all(|b| b.is_ascii_digit()))
                 .then(|| n.parse::<i64>().ok())
                 .flatten()
         });
         match start {
-            Some(s) if path.is_file() => {
+            Some(s) if ent.kind == Kind::File => {
                 if s % file_bytes != 0 {
                     return Err(Error::Corrupt {
                         offset: s,
@@ -99,10 +98,8 @@ pub(super) fn list_files(dir: &Path, epf: i64) -> Result<Files> {
                 ),
             });
         }
-        let file = OpenOptions::new()
-            .read(true)
-            .write(true)
-            .open(&path)
+        let file = disk()
+            .open(&path, Open::ReadWrite)
             .map_err(|e| Error::io(format!("open {}", path.display()), e))?;
         files.list.push(Arc::new(CqFile { index, path, file }));
     }
@@ -112,7 +109,7 @@ pub(super) fn list_files(dir: &Path, epf: i64) -> Result<Files> {
 pub(super) fn remove_files(files: &[Arc<CqFile>]) -> Result<()> {
     for f in files {
         debug_assert!(f.index >= 0);
-        match fs::remove_file(&f.path) {
+        match disk().remove_file(&f.path) {
             Ok(()) => {}
             Err(e) if e.kind() == io::ErrorKind::NotFound => {}
             Err(e) => return Err(Error::io(format!("delete {}", f.path.display()), e)),
@@ -124,14 +121,12 @@ pub(super) fn remove_files(files: &[Arc<CqFile>]) -> Result<()> {
 /// Creates (or empties) file `index` of a queue in `dir` at its full size, creating the
 /// directory if needed.
 pub(super) fn create_file(dir: &Path, index: i64, epf: i64) -> Result<CqFile> {
-    fs::create_dir_all(dir).map_err(|e| Error::io(format!("create {}", dir.display()), e))?;
+    disk()
+        .create_dir_all(dir)
+        .map_err(|e| Error::io(format!("create {}", dir.display()), e))?;
     let path = dir.join(format!("{:020}", index * epf * ENTRY_BYTES));
-    let file = OpenOptions::new()
-        .read(true)
-        .write(true)
-        .create(true)
-        .truncate(true)
-        .open(&path)
+    let file = disk()
+        .open(&path, Open::Truncate)
         .map_err(|e| Error::io(format!("create {}", path.display()), e))?;
     file.set_len((epf * ENTRY_BYTES) as u64)
         .map_err(|e| Error::io(format!("preallocate {}", path.display()), e))?;
@@ -144,8 +139,8 @@ pub(super) fn fsync_dirs(dir: &Path) -> Result<()> {
     let mut dir = Some(dir);
     for _ in 0..3 {
         let Some(d) = dir else { break };
-        File::open(d)
-            .and_then(|f| f.sync_all())
+        disk()
+            .sync_dir(d)
             .map_err(|e| Error::io(format!("fsync directory {}", d.display()), e))?;
         dir = d.parent();
     }

@@ -17,7 +17,6 @@
 //!
 //! Open restores them with `recovery`; the files themselves are `files`.
 
-use std::os::unix::fs::FileExt;
 use std::path::{Path, PathBuf};
 use std::sync::atomic::{AtomicI64, Ordering};
 use std::sync::{Arc, Mutex, MutexGuard, RwLock, RwLockReadGuard, RwLockWriteGuard};
@@ -38,9 +37,34 @@ struct WriterState {
     dirty: Vec<Arc<CqFile>>,
     /// A file was created or deleted since the last flush.
     dir_dirty: bool,
+    /// Set by the first failed fdatasync; every later flush fails with it. After a failed
+    /// fsync the kernel may have dropped the dirty pages and a retry reports success
+    /// without syncing them, so nothing written before it can ever be called durable.
+    /// The checkpoint then stops moving and the next start re-dispatches from the
+    /// CommitLog, rewriting the entries.
+    sync_failed: Option<String>,
 }
 
 impl WriterState {
+    /// Fails when an earlier fdatasync of this queue failed (see `sync_failed`).
+    fn check_synced(&self) -> Result<()> {
+        match &self.sync_failed {
+            Some(why) => Err(Error::Io {
+                context: format!("{why}; the ConsumeQueue is not flushed again until restart"),
+                source: std::io::ErrorKind::Other.into(),
+            }),
+            None => Ok(()),
+        }
+    }
+
+    /// Records a failed fdatasync for good and returns its error.
+    fn sync_failed(&mut self, why: String, e: std::io::Error) -> Error {
+        tracing::error!("{why}; the ConsumeQueue refuses every later flush until restart");
+        let context = why.clone();
+        self.sync_failed.get_or_insert(why);
+        Error::io(context, e)
+    }
+
     fn mark_dirty(&mut self, f: &Arc<CqFile>) {
         if !self.dirty.iter().rev().take(2).any(|d| Arc::ptr_eq(d, f)) {
             self.dirty.push(Arc::clone(f));
@@ -296,7 +320,7 @@ impl ConsumeQueue {
             "consume queue truncated"
         );
         self.max_offset.store(cut, Ordering::Release);
-        self.zero_entries(cut, max)?;
+        self.zero_entries(&mut w, cut, max)?;
         let cut_index = cut / self.entries_per_file;
         let removed = {
             let mut files = self.files_write();
@@ -316,28 +340,23 @@ impl ConsumeQueue {
     pub fn flush(&self) -> Result<()> {
         let (dirty, dir_dirty) = {
             let mut w = self.lock_writer();
+            w.check_synced()?;
             (
                 std::mem::take(&mut w.dirty),
                 std::mem::take(&mut w.dir_dirty),
             )
         };
-        let mut result = Ok(());
         for f in &dirty {
-            if let Err(e) = f.file.sync_data() {
-                result = Err(Error::io(format!("fdatasync {}", f.path.display()), e));
-                break;
+            if let Err(e) = sync_data(&f.file) {
+                let why = format!("fdatasync {} failed: {e}", f.path.display());
+                return Err(self.lock_writer().sync_failed(why, e));
             }
-        }
-        if result.is_err() {
-            // Keep them dirty so a later flush retries (the caller decides whether to stop).
-            let mut w = self.lock_writer();
-            w.dirty.extend(dirty);
-            w.dir_dirty |= dir_dirty;
-            return result;
         }
         if dir_dirty {
             if let Err(e) = fsync_dirs(&self.dir) {
-                self.lock_writer().dir_dirty = true;
+                let why = format!("fsync of {} failed: {e}", self.dir.display());
+                let mut w = self.lock_writer();
+                w.sync_failed.get_or_insert(why);
                 return Err(e);
             }
         }
@@ -388,7 +407,7 @@ impl ConsumeQueue {
     }
 
     /// Zeroes entries `[from, to)` on disk and fdatasyncs the touched files.
-    fn zero_entries(&self, from: i64, to: i64) -> Result<()> {
+    fn zero_entries(&self, w: &mut WriterState, from: i64, to: i64) -> Result<()> {
         let epf = self.entries_per_file;
         let mut k = from;
         while k < to {
@@ -398,7 +417,9 @@ impl ConsumeQueue {
                 let range = start as u64..(start + (end - k) * ENTRY_BYTES) as u64;
                 let ctx = || format!("zero {}", file.path.display());
                 zero_range(&file.file, range).map_err(|e| Error::io(ctx(), e))?;
-                file.file.sync_data().map_err(|e| Error::io(ctx(), e))?;
+                if let Err(e) = sync_data(&file.file) {
+                    return Err(w.sync_failed(ctx(), e));
+                }
             }
             k = end;
         }
@@ -460,11 +481,24 @@ impl ConsumeQueue {
 
     /// fsyncs the queue directory and its two parents (created lazily) if `w.dir_dirty`.
     fn sync_dirs(&self, w: &mut WriterState) -> Result<()> {
+        w.check_synced()?;
         if !std::mem::take(&mut w.dir_dirty) {
             return Ok(());
         }
-        fsync_dirs(&self.dir).inspect_err(|_| w.dir_dirty = true)
+        fsync_dirs(&self.dir).inspect_err(|e| {
+            w.dir_dirty = true;
+            w.sync_failed
+                .get_or_insert(format!("fsync of {}: {e}", self.dir.display()));
+        })
     }
+}
+
+/// fdatasync of a ConsumeQueue file (with the test fault hook).
+fn sync_data(file: &crate::io::gate::GateFile) -> std::io::Result<()> {
+    if crate::io::faults::cq_sync_should_fail() {
+        return Err(std::io::Error::from_raw_os_error(libc::EIO));
+    }
+    file.sync_data()
 }
 
 #[cfg(test)]

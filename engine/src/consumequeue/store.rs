@@ -4,7 +4,6 @@
 //! that needs one.
 
 use std::collections::HashMap;
-use std::fs;
 use std::io;
 use std::path::{Path, PathBuf};
 use std::sync::atomic::{AtomicU64, Ordering};
@@ -13,6 +12,7 @@ use std::sync::{Arc, RwLock, RwLockReadGuard, RwLockWriteGuard};
 use tracing::warn;
 
 use super::queue::ConsumeQueue;
+use crate::io::gate::{disk, Kind};
 use crate::sync::{read, write};
 use crate::{Error, Result};
 
@@ -164,7 +164,7 @@ impl ConsumeQueueStore {
             let _ = q.flush();
         }
         let dir = self.root.join(topic);
-        match fs::remove_dir_all(&dir) {
+        match disk().remove_dir_all(&dir) {
             Ok(()) => super::files::fsync_dirs(&self.root)?,
             Err(e) if e.kind() == io::ErrorKind::NotFound => {}
             Err(e) => return Err(Error::io(format!("remove {}", dir.display()), e)),
@@ -238,17 +238,16 @@ fn parse_queue_id(name: &str) -> Option<i32> {
 /// The UTF-8-named subdirectories of `dir` (none if it is missing), others skipped with a
 /// warning.
 fn subdirs(dir: &Path) -> Result<Vec<(String, PathBuf)>> {
-    let rd = match fs::read_dir(dir) {
+    let rd = match disk().list(dir) {
         Ok(rd) => rd,
         Err(e) if e.kind() == io::ErrorKind::NotFound => return Ok(Vec::new()),
         Err(e) => return Err(Error::io(format!("list {}", dir.display()), e)),
     };
     let mut out = Vec::new();
     for ent in rd {
-        let ent = ent.map_err(|e| Error::io(format!("list {}", dir.display()), e))?;
-        let path = ent.path();
-        match ent.file_name().into_string() {
-            Ok(name) if path.is_dir() => out.push((name, path)),
+        let path = dir.join(&ent.name);
+        match ent.name.into_string() {
+            Ok(name) if ent.kind == Kind::Dir => out.push((name, path)),
             _ => warn!(path = %path.display(), "ignoring unexpected entry in consume queue dir"),
         }
     }
@@ -260,6 +259,7 @@ fn subdirs(dir: &Path) -> Result<Vec<(String, PathBuf)>> {
 mod tests {
     use super::*;
     use crate::consumequeue::CqEntry;
+    use std::fs;
 
     fn entry(k: i64) -> CqEntry {
         CqEntry {

@@ -1,5 +1,6 @@
 //! Failure injection for tests: make the next preallocation report ENOSPC, the next
-//! CommitLog write fail with EIO or come back short, or writes stall, so the error paths
+//! CommitLog write fail with EIO or come back short, the next ConsumeQueue fdatasync
+//! fail with EIO, or writes stall, so the error paths
 //! can be driven deterministically.
 //! In production nothing sets these and each check is one relaxed atomic load.
 
@@ -9,6 +10,7 @@ static PREALLOCATE_ENOSPC: AtomicU32 = AtomicU32::new(0);
 static WRITE_EIO: AtomicU32 = AtomicU32::new(0);
 static WRITES_PAUSED: AtomicU32 = AtomicU32::new(0);
 static SHORT_WRITES: AtomicU32 = AtomicU32::new(0);
+static CQ_SYNC_EIO: AtomicU32 = AtomicU32::new(0);
 
 /// The next `n` segment preallocations fail with ENOSPC.
 pub fn fail_preallocations(n: u32) {
@@ -25,6 +27,11 @@ pub fn fail_writes(n: u32) {
 /// the snapshot page), so the file misses the rest until the writer writes it again.
 pub fn short_writes(n: u32) {
     SHORT_WRITES.store(n, Ordering::SeqCst);
+}
+
+/// The next `n` ConsumeQueue fdatasyncs fail with EIO.
+pub fn fail_cq_syncs(n: u32) {
+    CQ_SYNC_EIO.store(n, Ordering::SeqCst);
 }
 
 /// How many injected short writes have not happened yet.
@@ -58,4 +65,8 @@ pub(crate) fn write_should_fail() -> bool {
 
 pub(crate) fn write_should_be_short() -> bool {
     take(&SHORT_WRITES)
+}
+
+pub(crate) fn cq_sync_should_fail() -> bool {
+    take(&CQ_SYNC_EIO)
 }

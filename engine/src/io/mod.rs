@@ -7,11 +7,15 @@
 //! | `direct_file` | opening, probing, preallocating and reading segment files |
 //! | `uring` | the writer's io_uring: fixed-buffer writes, fdatasync, eventfd wake-ups |
 //! | `wake` | an eventfd other threads use to wake a sleeping ring |
+//! | `gate` | the I/O gate: the [`gate::Disk`] every file operation goes through, and the real one |
+//! | `sim` | a simulated disk behind the gate: lost and torn unsynced sectors at a crash, short writes, EIO/ENOSPC, completions in any order |
 //! | `faults` | failure injection points for tests (ENOSPC, EIO) |
 
 pub mod aligned;
 pub mod direct_file;
 pub mod faults;
+pub mod gate;
+pub mod sim;
 pub mod tail_ring;
 pub mod uring;
 pub mod wake;

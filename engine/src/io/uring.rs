@@ -219,3 +219,68 @@ impl WriterRing {
         }
     }
 }
+
+impl super::gate::WriteRing for WriterRing {
+    unsafe fn register(&mut self, buffers: &[(*mut u8, usize)]) -> bool {
+        // SAFETY: forwarded from the caller.
+        unsafe { WriterRing::register(self, buffers) }
+    }
+
+    unsafe fn push_write(
+        &mut self,
+        fd: RawFd,
+        ptr: *const u8,
+        len: u32,
+        offset: u64,
+        buf_index: u16,
+        dsync: bool,
+        link: bool,
+        user_data: u64,
+    ) {
+        // SAFETY: forwarded from the caller.
+        unsafe {
+            WriterRing::push_write(
+                self, fd, ptr, len, offset, buf_index, dsync, link, user_data,
+            )
+        }
+    }
+
+    unsafe fn push_writev(
+        &mut self,
+        fd: RawFd,
+        iovecs: *const libc::iovec,
+        count: u32,
+        offset: u64,
+        dsync: bool,
+        link: bool,
+        user_data: u64,
+    ) {
+        // SAFETY: forwarded from the caller.
+        unsafe { WriterRing::push_writev(self, fd, iovecs, count, offset, dsync, link, user_data) }
+    }
+
+    fn push_fdatasync(&mut self, fd: RawFd, user_data: u64) {
+        WriterRing::push_fdatasync(self, fd, user_data)
+    }
+
+    unsafe fn push_eventfd_read(&mut self, fd: RawFd, buf: *mut u64, user_data: u64) {
+        // SAFETY: forwarded from the caller.
+        unsafe { WriterRing::push_eventfd_read(self, fd, buf, user_data) }
+    }
+
+    fn submit_and_wait(&mut self, want: usize, timeout: Option<Duration>) -> io::Result<()> {
+        WriterRing::submit_and_wait(self, want, timeout)
+    }
+
+    fn has_completions(&mut self) -> bool {
+        WriterRing::has_completions(self)
+    }
+
+    fn reap(&mut self, out: &mut Vec<Completion>) {
+        WriterRing::reap(self, out)
+    }
+
+    fn counters(&self) -> (u64, u64) {
+        (self.sqes, self.enters)
+    }
+}

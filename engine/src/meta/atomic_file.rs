@@ -11,11 +11,11 @@
 //! family fall back to the `.bak` when the target is missing or empty, as Java does.
 
 use std::ffi::OsString;
-use std::fs::{self, File, OpenOptions};
-use std::io::{self, Write};
+use std::io;
 use std::path::{Path, PathBuf};
 use std::sync::atomic::{AtomicU64, Ordering};
 
+use crate::io::gate::{self, disk, Open};
 use crate::{Error, Result};
 
 /// Distinguishes temporary files of concurrent writers within one process.
@@ -44,14 +44,14 @@ pub fn write_atomically(path: &Path, bytes: &[u8]) -> Result<()> {
 
     let written = write_and_sync(&tmp, bytes);
     if let Err(e) = written {
-        let _ = fs::remove_file(&tmp);
+        let _ = disk().remove_file(&tmp);
         return Err(Error::io(format!("write {}", tmp.display()), e));
     }
 
     keep_backup(path);
 
-    if let Err(e) = fs::rename(&tmp, path) {
-        let _ = fs::remove_file(&tmp);
+    if let Err(e) = disk().rename(&tmp, path) {
+        let _ = disk().remove_file(&tmp);
         return Err(Error::io(
             format!("rename {} to {}", tmp.display(), path.display()),
             e,
@@ -61,12 +61,8 @@ pub fn write_atomically(path: &Path, bytes: &[u8]) -> Result<()> {
 }
 
 fn write_and_sync(tmp: &Path, bytes: &[u8]) -> io::Result<()> {
-    let mut f = OpenOptions::new()
-        .write(true)
-        .create(true)
-        .truncate(true)
-        .open(tmp)?;
-    f.write_all(bytes)?;
+    let f = disk().open(tmp, Open::Truncate)?;
+    f.write_all_at(bytes, 0)?;
     f.sync_all()
 }
 
@@ -74,35 +70,35 @@ fn write_and_sync(tmp: &Path, bytes: &[u8]) -> io::Result<()> {
 /// the backup, never the write). Hard link to a temporary name, then rename over the old
 /// backup, so the backup itself is always complete.
 fn keep_backup(path: &Path) {
-    if !path.exists() {
+    if !gate::exists(path) {
         return;
     }
     let bak = bak_path(path);
     let bak_tmp = with_suffix(path, &format!(".bak.tmp.{}", std::process::id()));
-    let _ = fs::remove_file(&bak_tmp);
-    let linked = fs::hard_link(path, &bak_tmp).and_then(|()| fs::rename(&bak_tmp, &bak));
+    let d = disk();
+    let _ = d.remove_file(&bak_tmp);
+    let linked = d
+        .hard_link(path, &bak_tmp)
+        .and_then(|()| d.rename(&bak_tmp, &bak));
     if let Err(e) = linked {
-        let _ = fs::remove_file(&bak_tmp);
+        let _ = d.remove_file(&bak_tmp);
         tracing::debug!(path = %path.display(), error = %e, "could not keep a .bak of the previous version");
     }
 }
 
 fn sync_dir(dir: &Path) -> io::Result<()> {
-    File::open(dir)?.sync_all()
+    disk().sync_dir(dir)
 }
 
 /// Reads the whole file, or `None` if it does not exist.
 pub fn read_if_exists(path: &Path) -> Result<Option<Vec<u8>>> {
-    match fs::read(path) {
-        Ok(bytes) => Ok(Some(bytes)),
-        Err(e) if e.kind() == io::ErrorKind::NotFound => Ok(None),
-        Err(e) => Err(Error::io(format!("read {}", path.display()), e)),
-    }
+    gate::read_whole(path).map_err(|e| Error::io(format!("read {}", path.display()), e))
 }
 
 #[cfg(test)]
 mod tests {
     use super::*;
+    use std::fs;
 
     #[test]
     fn write_replace_and_backup() {

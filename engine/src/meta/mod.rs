@@ -65,7 +65,8 @@ impl MetaStores {
     /// Opens (creating the directory if needed) and loads all stores from `config_dir`,
     /// normally `<storePathRootDir>/config`. Missing files give empty tables.
     pub fn open(config_dir: &Path) -> Result<MetaStores> {
-        std::fs::create_dir_all(config_dir)
+        crate::io::gate::disk()
+            .create_dir_all(config_dir)
             .map_err(|e| Error::io(format!("create directory {}", config_dir.display()), e))?;
         Ok(MetaStores {
             topics: TopicStore::load(config_dir)?,

@@ -28,10 +28,9 @@ impl Writer {
         self.completions = cqes;
         self.advance_written();
         let stats = &self.shared.stats;
-        stats.uring_sqes.store(self.ring.sqes, Ordering::Relaxed);
-        stats
-            .uring_enters
-            .store(self.ring.enters, Ordering::Relaxed);
+        let (sqes, enters) = self.ring.counters();
+        stats.uring_sqes.store(sqes, Ordering::Relaxed);
+        stats.uring_enters.store(enters, Ordering::Relaxed);
     }
 
     /// One op of a piece of a write completed: a write (maybe short) or its linked

@@ -66,7 +66,7 @@ use super::request::{AppendRequest, RawAppend};
 use super::segment::{Preallocator, SegmentFile};
 use super::Shared;
 use crate::io::aligned::AlignedBuf;
-use crate::io::uring::{Completion as Cqe, WriterRing};
+use crate::io::gate::{Completion as Cqe, WriteRing};
 use crate::io::PAGE;
 use crate::offset::QueueOffset;
 use crate::sync::lock;
@@ -93,15 +93,13 @@ pub struct Writer {
     shared: Arc<Shared>,
     rx: Receiver<Command>,
     stash: Option<Command>,
-    ring: WriterRing,
+    ring: Box<dyn WriteRing>,
     snapshot: AlignedBuf,
     /// Eventfd read buffer; boxed so its address is stable while the read is armed.
     wake_buf: Box<u64>,
     wake_armed: bool,
     prealloc: Preallocator,
     current: Arc<SegmentFile>,
-    /// Segments written since the last fdatasync (ASYNC_FLUSH).
-    unsynced: Vec<Arc<SegmentFile>>,
     append_end: u64,
     write_end: u64,
     durable_end: u64,
@@ -138,7 +136,7 @@ impl Writer {
         current: Arc<SegmentFile>,
         end: u64,
     ) -> Result<Self> {
-        let mut ring = WriterRing::new(256)?;
+        let mut ring = crate::io::gate::disk().write_ring(256)?;
         let snapshot = AlignedBuf::new(PAGE);
         let buffers = [shared.tail.ring().mapping()];
         // SAFETY: the tail ring is owned by `shared`, which this writer holds an Arc of
@@ -166,7 +164,6 @@ impl Writer {
             wake_buf: Box::new(0),
             wake_armed: false,
             prealloc,
-            unsynced: vec![current.clone()],
             current,
             append_end: end,
             write_end: end,

@@ -4,7 +4,6 @@
 use std::sync::Arc;
 
 use super::Writer;
-use crate::commitlog::config::FlushMode;
 use crate::commitlog::request::PutStatus;
 use crate::commitlog::segment::SegmentFile;
 use crate::record;
@@ -14,6 +13,12 @@ impl Writer {
     /// Writes the blank end-of-file marker and moves to the next segment.
     pub(super) fn roll(&mut self) -> std::result::Result<(), PutStatus> {
         let remaining = self.current.end() - self.append_end;
+        if remaining == 0 {
+            // Replicated bytes filled the segment, blank marker included (a slave whose
+            // chunk ended at the segment's end, now taking its own appends): nothing to
+            // mark, only move on.
+            return self.switch_segment();
+        }
         let next = self.take_next_segment()?;
         // SAFETY: make_room covered everything up to the next segment's first bytes;
         // these bytes are above append_end.
@@ -55,9 +60,6 @@ impl Writer {
         let next = Arc::new(next);
         self.shared.segments.insert(next.clone());
         self.prealloc.request(next.end());
-        if self.shared.cfg.flush_mode == FlushMode::Async {
-            self.unsynced.push(next.clone());
-        }
         self.current = next;
     }
 }

@@ -199,7 +199,11 @@ impl Writer {
         let due = self.last_fsync.elapsed() >= self.shared.cfg.flush_interval
             || self.shutdown.is_some()
             || self.truncating.is_some();
+        // A stopped writer syncs nothing more: it would issue an fdatasync every turn
+        // (each failing, or succeeding without syncing what the failed one dropped), and
+        // shutdown, which waits for nothing in flight, would never finish.
         if !async_flush
+            || self.failed.is_some()
             || !due
             || self.fsync_inflight.is_some()
             || self.durable_end >= self.write_end
@@ -207,11 +211,22 @@ impl Writer {
             return;
         }
         let target = self.write_end;
-        let segs: Vec<_> = self.unsynced.drain(..).collect();
+        // Every segment holding a byte of [durable_end, target), whichever segment is
+        // current now: writes to an older segment may complete after a roll, and a
+        // list kept by hand once dropped such a segment, so its bytes were called
+        // durable without an fdatasync of its file.
+        let segs = self.shared.segments.overlapping(self.durable_end, target);
+        debug_assert!(
+            !segs.is_empty(),
+            "no segment holds [{}, {target})",
+            self.durable_end
+        );
+        if segs.is_empty() {
+            return;
+        }
         for seg in &segs {
             self.ring.push_fdatasync(seg.direct_fd(), OP_FSYNC);
         }
-        self.unsynced.push(self.current.clone());
         self.fsync_inflight = Some((target, segs.len() as u32, segs));
         self.last_fsync = Instant::now();
     }

@@ -4,13 +4,13 @@
 //! tail zeroed and synced, later segments deleted, the ring and offsets reset. Writer
 //! thread only.
 
-use std::os::unix::fs::FileExt;
 use std::sync::atomic::Ordering;
 use std::sync::mpsc::Sender;
 use std::sync::Arc;
 
 use super::Writer;
 use crate::commitlog::segment;
+use crate::io::gate::{disk, Open};
 use crate::io::{align_down, direct_file};
 use crate::{Error, Result};
 
@@ -126,9 +126,8 @@ impl Writer {
             self.prealloc.discard();
         }
         // 1. Zero the cut tail of the target segment, durably.
-        let file = std::fs::OpenOptions::new()
-            .write(true)
-            .open(&target.path)
+        let file = disk()
+            .open(&target.path, Open::ReadWrite)
             .map_err(|e| Error::io(format!("open {}", target.path.display()), e))?;
         direct_file::zero_range(&file, &target.path, offset - base, seg_size)?;
         direct_file::sync_data(&file, &target.path)?;
@@ -141,7 +140,7 @@ impl Writer {
                 continue;
             }
             let path = dir.join(segment::file_name(b));
-            match std::fs::remove_file(&path) {
+            match disk().remove_file(&path) {
                 Ok(()) => {}
                 Err(e) if e.kind() == std::io::ErrorKind::NotFound => {}
                 Err(e) => return Err(Error::io(format!("remove {}", path.display()), e)),
@@ -151,7 +150,6 @@ impl Writer {
         drop(dropped);
 
         // 3. Continue at `offset`.
-        self.unsynced = vec![target.clone()];
         self.current = target;
         self.append_end = offset;
         self.write_end = offset;
