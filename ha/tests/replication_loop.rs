@@ -1,0 +1,154 @@
+//! The master's HA loop: one thread serves every slave (no thread per slave), and peers
+//! that stall and then reset their connection in the middle of a splice or send_zc
+//! transfer leave the loop serving the other slaves, which end byte-identical.
+
+mod common;
+
+use std::io::{Read, Write};
+use std::net::{SocketAddr, TcpStream};
+use std::os::fd::AsRawFd;
+use std::time::Duration;
+
+use common::*;
+use ringmq_ha::protocol::encode_report;
+use ringmq_ha::transfer::{path_stats, set_default_path, PathKind};
+use ringmq_ha::{HaMaster, HaSlave};
+
+/// The path counters and the default path are process-wide: one test at a time.
+static SERIAL: std::sync::Mutex<()> = std::sync::Mutex::new(());
+
+/// Names of this process's HA master threads (`ringmq-ha-*` but the slaves').
+fn master_ha_threads() -> Vec<String> {
+    let mut names = Vec::new();
+    for entry in std::fs::read_dir("/proc/self/task").unwrap().flatten() {
+        if let Ok(comm) = std::fs::read_to_string(entry.path().join("comm")) {
+            let comm = comm.trim().to_string();
+            if comm.starts_with("ringmq-ha-") && comm != "ringmq-ha-slave" {
+                names.push(comm);
+            }
+        }
+    }
+    names.sort();
+    names
+}
+
+fn set_int_opt(s: &TcpStream, opt: libc::c_int, v: libc::c_int) {
+    // SAFETY: setsockopt reads one live int for the duration of the call.
+    let r = unsafe {
+        libc::setsockopt(
+            s.as_raw_fd(),
+            libc::SOL_SOCKET,
+            opt,
+            &v as *const libc::c_int as *const libc::c_void,
+            std::mem::size_of::<libc::c_int>() as libc::socklen_t,
+        )
+    };
+    assert_eq!(r, 0);
+}
+
+/// A peer that asks for the log from `from`, reads `take` bytes, then stops reading, so
+/// the master's transfers to it stall in flight.
+fn stalling_peer(addr: SocketAddr, from: i64, take: usize) -> TcpStream {
+    let mut s = TcpStream::connect(addr).unwrap();
+    set_int_opt(&s, libc::SO_RCVBUF, 4096);
+    s.write_all(&encode_report(from)).unwrap();
+    let mut buf = vec![0u8; take];
+    s.read_exact(&mut buf).unwrap();
+    s
+}
+
+/// Drops `s` with a reset (SO_LINGER {on, 0}): the master sees ECONNRESET mid-transfer.
+fn reset(s: TcpStream) {
+    let linger = libc::linger {
+        l_onoff: 1,
+        l_linger: 0,
+    };
+    // SAFETY: setsockopt reads one live linger struct for the duration of the call.
+    unsafe {
+        libc::setsockopt(
+            s.as_raw_fd(),
+            libc::SOL_SOCKET,
+            libc::SO_LINGER,
+            &linger as *const libc::linger as *const libc::c_void,
+            std::mem::size_of::<libc::linger>() as libc::socklen_t,
+        )
+    };
+    drop(s);
+}
+
+#[test]
+fn peers_reset_mid_transfer_leave_the_loop_serving_the_others() {
+    let _serial = SERIAL.lock().unwrap_or_else(|e| e.into_inner());
+    let _ = tracing_subscriber::fmt().with_test_writer().try_init();
+    for kind in [PathKind::SendZc, PathKind::Splice] {
+        set_default_path(kind);
+        let dir = tempdir();
+        let master = open(&dir.path().join("master"));
+        // More history than the 1 MiB tail ring and the sockets' buffers hold.
+        produce(&master, 0..1500);
+        let log = master.commitlog();
+        let cold = log.cold_end();
+        assert!(cold > 4 * SEGMENT as i64);
+        let before = path_stats(kind);
+        let ha =
+            HaMaster::start(master.clone(), "127.0.0.1:0".parse().unwrap(), fast_ha()).unwrap();
+        // One peer stalls in the spliced history, one in the hot tail (send_zc).
+        let hot_start = (log.max_offset() - 512 * 1024).max(cold);
+        let cold_peer = stalling_peer(ha.local_addr(), 0, 40 * 1024);
+        let hot_peer = stalling_peer(ha.local_addr(), hot_start, 40 * 1024);
+        let slave_store = open(&dir.path().join("slave"));
+        let slave = HaSlave::start(slave_store.clone(), ha.local_addr(), fast_ha());
+        assert!(
+            wait_until(Duration::from_secs(10), || ha.slaves().connected_slaves()
+                == 3),
+            "{kind:?}: three connections"
+        );
+        assert_eq!(
+            master_ha_threads(),
+            vec!["ringmq-ha-loop".to_string()],
+            "{kind:?}: one HA thread serves every slave"
+        );
+        // The real slave catches up beside the two stalled transfers (nothing new is
+        // written meanwhile, so the stalled send_zc keeps its pins without pressure).
+        let history = log.max_offset();
+        assert!(
+            ha.slaves().wait_acked(history, Duration::from_secs(30)),
+            "{kind:?}: the slave kept up beside two stalled peers ({} of {history})",
+            ha.slaves().replicated_end()
+        );
+        reset(cold_peer);
+        reset(hot_peer);
+        assert!(
+            wait_until(Duration::from_secs(10), || ha.slaves().connected_slaves()
+                == 1),
+            "{kind:?}: the reset peers are dropped"
+        );
+        let end = produce(&master, 1700..2200);
+        assert!(
+            ha.slaves().wait_acked(end, Duration::from_secs(30)),
+            "{kind:?}: slave acked {} of {end} after the resets",
+            ha.slaves().replicated_end()
+        );
+        assert!(wait_until(Duration::from_secs(5), || slave.acked_offset() == end));
+        assert_same_log(&master, &slave_store, end);
+        assert_same_queues(&master, &slave_store, end);
+        let after = path_stats(kind);
+        assert!(
+            after.spliced_bytes > before.spliced_bytes,
+            "{kind:?}: history spliced"
+        );
+        if kind == PathKind::SendZc {
+            assert!(after.zc_bytes > before.zc_bytes, "hot tail sent by send_zc");
+        }
+        slave.stop();
+        ha.shutdown();
+        // A joined thread may linger in /proc/self/task for a moment.
+        assert!(
+            wait_until(Duration::from_secs(2), || master_ha_threads().is_empty()),
+            "the loop ends at shutdown: {:?}",
+            master_ha_threads()
+        );
+        slave_store.shutdown().unwrap();
+        master.shutdown().unwrap();
+    }
+}
