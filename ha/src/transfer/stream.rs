@@ -107,13 +107,22 @@ pub(crate) fn loop_ring() -> io::Result<IoUring> {
 /// Every buffer an entry names must stay valid and unmoved until the entry's completion
 /// (or, for a SEND_ZC, its notification) has been reaped.
 pub(crate) unsafe fn push_chain(ring: &mut IoUring, entries: &[squeue::Entry]) -> io::Result<()> {
-    for _ in 0..2 {
+    for _ in 0..8 {
         // SAFETY: the caller keeps every named buffer alive (this fn's contract).
         if unsafe { ring.submission().push_multiple(entries) }.is_ok() {
             return Ok(());
         }
-        // Without SQPOLL the kernel consumes every queued entry in io_uring_enter.
-        ring.submit()?;
+        // Without SQPOLL the kernel consumes every queued entry in io_uring_enter (EBUSY:
+        // completions overflowed; the kernel keeps them, the next reap takes them).
+        match ring.submit() {
+            Ok(_) => {}
+            Err(e)
+                if matches!(
+                    e.raw_os_error(),
+                    Some(libc::EINTR) | Some(libc::EAGAIN) | Some(libc::EBUSY)
+                ) => {}
+            Err(e) => return Err(e),
+        }
     }
     Err(io::Error::other(format!(
         "a chain of {} operations does not fit the HA loop's submission queue",
