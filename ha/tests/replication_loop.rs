@@ -1,6 +1,7 @@
-//! The master's HA loop: one thread serves every slave (no thread per slave), and peers
+//! The master's HA loop: one thread serves every slave (no thread per slave), peers
 //! that stall and then reset their connection in the middle of a splice or send_zc
-//! transfer leave the loop serving the other slaves, which end byte-identical.
+//! transfer leave the loop serving the other slaves, which end byte-identical, and a peer
+//! flooding the loop with reports does not starve the others.
 
 mod common;
 
@@ -151,4 +152,65 @@ fn peers_reset_mid_transfer_leave_the_loop_serving_the_others() {
         slave_store.shutdown().unwrap();
         master.shutdown().unwrap();
     }
+}
+
+#[test]
+fn a_peer_flooding_reports_does_not_starve_a_slave() {
+    let _serial = SERIAL.lock().unwrap_or_else(|e| e.into_inner());
+    set_default_path(PathKind::SendZc);
+    let dir = tempdir();
+    let master = open(&dir.path().join("master"));
+    produce(&master, 0..300);
+    let ha = HaMaster::start(master.clone(), "127.0.0.1:0".parse().unwrap(), fast_ha()).unwrap();
+    // Repeats of its first report (0) are valid: the master never drops it for them.
+    let mut flooder = TcpStream::connect(ha.local_addr()).unwrap();
+    let stop = std::sync::Arc::new(std::sync::atomic::AtomicBool::new(false));
+    let writer = {
+        let mut w = flooder.try_clone().unwrap();
+        let stop = stop.clone();
+        std::thread::spawn(move || {
+            let chunk: Vec<u8> = encode_report(0).repeat(8192);
+            let mut sent = 0u64;
+            while !stop.load(std::sync::atomic::Ordering::Acquire) {
+                match w.write_all(&chunk) {
+                    Ok(()) => sent += chunk.len() as u64,
+                    Err(_) => break,
+                }
+            }
+            sent
+        })
+    };
+    // Drain what the master streams to the flooder, so only its reports load the loop.
+    let reader = {
+        let mut r = flooder.try_clone().unwrap();
+        std::thread::spawn(move || {
+            let mut buf = vec![0u8; 64 * 1024];
+            while let Ok(1..) = r.read(&mut buf) {}
+        })
+    };
+    let slave_store = open(&dir.path().join("slave"));
+    let slave = HaSlave::start(slave_store.clone(), ha.local_addr(), fast_ha());
+    let end = produce(&master, 300..800);
+    assert!(
+        ha.slaves().wait_acked(end, Duration::from_secs(30)),
+        "the slave kept up beside the flooder ({} of {end})",
+        ha.slaves().replicated_end()
+    );
+    assert!(wait_until(Duration::from_secs(5), || slave.acked_offset() == end));
+    assert_same_log(&master, &slave_store, end);
+    assert_eq!(
+        ha.slaves().connected_slaves(),
+        2,
+        "the flooder stays connected"
+    );
+    stop.store(true, std::sync::atomic::Ordering::Release);
+    let _ = flooder.shutdown(std::net::Shutdown::Both);
+    let sent = writer.join().unwrap();
+    reader.join().unwrap();
+    assert!(sent > 1 << 20, "the flooder did flood ({sent} bytes)");
+    let _ = flooder.flush();
+    slave.stop();
+    ha.shutdown();
+    slave_store.shutdown().unwrap();
+    master.shutdown().unwrap();
 }
