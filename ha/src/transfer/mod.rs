@@ -37,7 +37,7 @@ pub mod send_zc;
 mod send_zc_state;
 pub mod splice;
 pub(crate) mod stream;
-mod uring;
+pub(crate) mod uring;
 
 pub use copy::CopyPath;
 pub use path::{path_stats, set_cpu_accounting, thread_cpu_ns, PathKind, PathStats, TransferPath};
