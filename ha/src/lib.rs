@@ -18,10 +18,10 @@
 //! | `master` | [`HaMaster`]: starts and stops the HA loop | any |
 //! | `master_loop` | the HA loop: one io_uring for every slave's accept, handshake, reports and transfers | `ringmq-ha-loop` |
 //! | `sync_master` | [`Replication`], [`SyncReplication`]: SYNC_MASTER sends wait for a slave ack | sweeper thread |
-//! | `slave` | [`HaSlave`]: connect, receive, append with `put_raw`, report | `ringmq-ha-slave` |
+//! | `slave` | [`HaSlave`]: connect, receive (on the session's io_uring), append with `put_raw`, report | `ringmq-ha-slave` |
 //!
 //! The master runs on one pinned io_uring loop (ARCHITECTURE.md's ha role); the slave
-//! still uses one std thread with a blocking socket.
+//! runs its session on one thread with its own io_uring.
 
 pub mod auth;
 pub mod config;

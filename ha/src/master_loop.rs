@@ -80,8 +80,8 @@ struct Conn {
     abuf: Vec<u8>,
     asent: usize,
     auth_pending: bool,
-    /// The verdict went out: the stream may start once the slave reports.
     decoder: ReportDecoder,
+    /// Created by the first report (the start request).
     stream: Option<Stream>,
     /// Being torn down since, and why.
     closing: Option<Instant>,

@@ -1,5 +1,7 @@
-//! How CommitLog bytes get onto a slave's socket. Runs on each slave's sender thread
-//! (`master`).
+//! How CommitLog bytes get onto a slave's socket. The master's HA loop (`master_loop`)
+//! runs every slave's transfers as jobs of `stream` on its one io_uring; the stand-alone
+//! paths below ([`TransferPath`]) drive one socket each on their caller's thread (tests,
+//! benches, tools) and share their kernel plumbing with `stream`.
 //!
 //! | path | [`PathKind`] | moves bytes by |
 //! | --- | --- | --- |
