@@ -214,3 +214,53 @@ fn a_peer_flooding_reports_does_not_starve_a_slave() {
     slave_store.shutdown().unwrap();
     master.shutdown().unwrap();
 }
+
+/// The CPUs the thread named `name` of this process may run on (its status line).
+fn cpus_allowed(name: &str) -> Option<String> {
+    for entry in std::fs::read_dir("/proc/self/task").unwrap().flatten() {
+        let comm = std::fs::read_to_string(entry.path().join("comm")).unwrap_or_default();
+        if comm.trim() == name {
+            let status = std::fs::read_to_string(entry.path().join("status")).ok()?;
+            return status
+                .lines()
+                .find_map(|l| l.strip_prefix("Cpus_allowed_list:"))
+                .map(|v| v.trim().to_string());
+        }
+    }
+    None
+}
+
+#[test]
+fn the_loop_is_pinned_to_its_core_only_when_asked() {
+    let _serial = SERIAL.lock().unwrap_or_else(|e| e.into_inner());
+    let dir = tempdir();
+    let master = open(&dir.path().join("master"));
+    let any = "127.0.0.1:0".parse().unwrap();
+    let pinned = HaMaster::start(
+        master.clone(),
+        any,
+        ringmq_ha::HaConfig {
+            core: Some(0),
+            ..fast_ha()
+        },
+    )
+    .unwrap();
+    assert_eq!(cpus_allowed("ringmq-ha-loop").as_deref(), Some("0"));
+    pinned.shutdown();
+    // A joined thread may linger in /proc/self/task for a moment.
+    assert!(wait_until(Duration::from_secs(2), || master_ha_threads().is_empty()));
+    let free = HaMaster::start(master.clone(), any, fast_ha()).unwrap();
+    // Unpinned, the loop keeps the affinity of the thread that started it.
+    let ours = std::fs::read_to_string("/proc/thread-self/status")
+        .unwrap()
+        .lines()
+        .find_map(|l| l.strip_prefix("Cpus_allowed_list:"))
+        .map(|v| v.trim().to_string());
+    assert_eq!(
+        cpus_allowed("ringmq-ha-loop"),
+        ours,
+        "unpinned without haCore"
+    );
+    free.shutdown();
+    master.shutdown().unwrap();
+}
