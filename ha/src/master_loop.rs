@@ -362,11 +362,13 @@ impl Loop {
 
     /// Asks the writer to wake the loop once `write_end` passes `written`.
     fn arm_write_wake(&mut self, written: i64) {
-        if self.armed.swap(true, Ordering::AcqRel) {
+        let progress = self.inner.store.commitlog().progress();
+        // A stopped store answers at once: the streams see it and end instead.
+        if progress.is_stopped() || self.armed.swap(true, Ordering::AcqRel) {
             return;
         }
         let (armed, wake_fd) = (self.armed.clone(), self.wake.clone());
-        self.inner.store.commitlog().progress().on_reached(
+        progress.on_reached(
             Level::Write,
             written + 1,
             Box::new(move |_| {

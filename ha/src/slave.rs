@@ -410,6 +410,9 @@ impl<'a> Receiver<'a> {
     /// interval; asks the writer to wake us when the rest becomes safe.
     fn report_if_due(&mut self) -> io::Result<()> {
         let (progress, level) = (self.sh.store.commitlog().progress(), self.sh.report_level());
+        if progress.is_stopped() {
+            return Err(io::Error::other("the local store has stopped"));
+        }
         let safe = progress.get(level).min(self.end);
         if safe < self.end && !self.armed.swap(true, Ordering::AcqRel) {
             let (armed, wake_fd) = (self.armed.clone(), self.sh.wake.clone());

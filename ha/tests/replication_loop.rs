@@ -264,3 +264,40 @@ fn the_loop_is_pinned_to_its_core_only_when_asked() {
     free.shutdown();
     master.shutdown().unwrap();
 }
+
+/// CPU time (ns) the thread named `name` has used so far.
+fn thread_cpu_ns(name: &str) -> Option<u64> {
+    for entry in std::fs::read_dir("/proc/self/task").unwrap().flatten() {
+        let comm = std::fs::read_to_string(entry.path().join("comm")).unwrap_or_default();
+        if comm.trim() == name {
+            let s = std::fs::read_to_string(entry.path().join("schedstat")).ok()?;
+            return s.split_whitespace().next()?.parse().ok();
+        }
+    }
+    None
+}
+
+#[test]
+fn a_stopped_master_store_ends_the_streams_without_spinning() {
+    let _serial = SERIAL.lock().unwrap_or_else(|e| e.into_inner());
+    let dir = tempdir();
+    let master = open(&dir.path().join("master"));
+    let ha = HaMaster::start(master.clone(), "127.0.0.1:0".parse().unwrap(), fast_ha()).unwrap();
+    let slave_store = open(&dir.path().join("slave"));
+    let slave = HaSlave::start(slave_store.clone(), ha.local_addr(), fast_ha());
+    let end = produce(&master, 0..50);
+    assert!(ha.slaves().wait_acked(end, Duration::from_secs(20)));
+    master.shutdown().unwrap();
+    std::thread::sleep(Duration::from_millis(300));
+    let before = thread_cpu_ns("ringmq-ha-loop").expect("the loop runs");
+    std::thread::sleep(Duration::from_millis(1000));
+    let used = thread_cpu_ns("ringmq-ha-loop").unwrap() - before;
+    assert!(
+        used < 200_000_000,
+        "the loop used {} ms of CPU in 1 s with its store stopped",
+        used / 1_000_000
+    );
+    slave.stop();
+    ha.shutdown();
+    slave_store.shutdown().unwrap();
+}

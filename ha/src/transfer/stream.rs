@@ -374,6 +374,9 @@ impl Stream {
         sent: &mut dyn FnMut(i64),
     ) -> io::Result<Option<Moved>> {
         let written = log.progress().get(Level::Write);
+        if self.next >= written && log.progress().is_stopped() {
+            return Err(io::Error::other("the master's store has stopped"));
+        }
         if self.next >= written || self.heartbeat_due {
             if self.heartbeat_due || self.last_write.elapsed() >= heartbeat {
                 self.heartbeat_due = false;
