@@ -430,8 +430,10 @@ impl Loop {
                 tracing::warn!(error = %e, backoff_ms = self.accept_backoff.as_millis(), "HA accept failed; backing off");
                 self.accept_after = Some(Instant::now() + self.accept_backoff);
                 self.accept_backoff = (self.accept_backoff * 2).min(ACCEPT_BACKOFF_MAX);
-            } else if -res != libc::EINTR && -res != libc::ECONNABORTED {
+            } else if !matches!(-res, libc::EINTR | libc::EAGAIN | libc::ECONNABORTED) {
+                // Not a transient error either: still never retried in a tight loop.
                 tracing::warn!(error = %e, "HA accept failed");
+                self.accept_after = Some(Instant::now() + ACCEPT_BACKOFF_MIN);
             }
             return;
         }
