@@ -18,6 +18,14 @@ use ringmq_ha::{HaMaster, HaSlave};
 /// The path counters and the default path are process-wide: one test at a time.
 static SERIAL: std::sync::Mutex<()> = std::sync::Mutex::new(());
 
+/// One test at a time, each starting once the loop of the one before is gone (a joined
+/// thread may linger in /proc/self/task for a moment).
+fn serial() -> std::sync::MutexGuard<'static, ()> {
+    let guard = SERIAL.lock().unwrap_or_else(|e| e.into_inner());
+    assert!(wait_until(Duration::from_secs(5), || master_ha_threads().is_empty()));
+    guard
+}
+
 /// Names of this process's HA master threads (`ringmq-ha-*` but the slaves').
 fn master_ha_threads() -> Vec<String> {
     let mut names = Vec::new();
@@ -79,7 +87,7 @@ fn reset(s: TcpStream) {
 
 #[test]
 fn peers_reset_mid_transfer_leave_the_loop_serving_the_others() {
-    let _serial = SERIAL.lock().unwrap_or_else(|e| e.into_inner());
+    let _serial = serial();
     let _ = tracing_subscriber::fmt().with_test_writer().try_init();
     for kind in [PathKind::SendZc, PathKind::Splice] {
         set_default_path(kind);
@@ -156,7 +164,7 @@ fn peers_reset_mid_transfer_leave_the_loop_serving_the_others() {
 
 #[test]
 fn a_peer_flooding_reports_does_not_starve_a_slave() {
-    let _serial = SERIAL.lock().unwrap_or_else(|e| e.into_inner());
+    let _serial = serial();
     set_default_path(PathKind::SendZc);
     let dir = tempdir();
     let master = open(&dir.path().join("master"));
@@ -232,7 +240,7 @@ fn cpus_allowed(name: &str) -> Option<String> {
 
 #[test]
 fn the_loop_is_pinned_to_its_core_only_when_asked() {
-    let _serial = SERIAL.lock().unwrap_or_else(|e| e.into_inner());
+    let _serial = serial();
     let dir = tempdir();
     let master = open(&dir.path().join("master"));
     let any = "127.0.0.1:0".parse().unwrap();
@@ -279,7 +287,7 @@ fn thread_cpu_ns(name: &str) -> Option<u64> {
 
 #[test]
 fn a_stopped_master_store_ends_the_streams_without_spinning() {
-    let _serial = SERIAL.lock().unwrap_or_else(|e| e.into_inner());
+    let _serial = serial();
     let dir = tempdir();
     let master = open(&dir.path().join("master"));
     let ha = HaMaster::start(master.clone(), "127.0.0.1:0".parse().unwrap(), fast_ha()).unwrap();
