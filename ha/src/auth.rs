@@ -393,6 +393,128 @@ pub fn master_handshake(
     Ok(peer)
 }
 
+/// The master's half without I/O, for the HA loop: [`MasterHandshake::new`] gives the
+/// challenge to send; [`MasterHandshake::feed`] takes the peer's bytes as they come and,
+/// once the answer is complete and verifies, gives the peer's identity and the verdict to
+/// send. Checks exactly what [`master_handshake`] checks, in the same order; the caller
+/// bounds the time (`HANDSHAKE_TIMEOUT`).
+pub struct MasterHandshake {
+    nonce: [u8; NONCE_SIZE],
+    /// The answer so far (never more than its largest size: `feed` takes no more).
+    got: Vec<u8>,
+}
+
+/// Most bytes an answer takes: both names at their longest, a nonce and a MAC.
+const MAX_ANSWER: usize = 2 * (2 + MAX_NAME_SIZE) + NONCE_SIZE + MAC_SIZE;
+
+impl MasterHandshake {
+    /// A fresh challenge: the state and the bytes to send ([`MAGIC`] and the nonce).
+    pub fn new() -> io::Result<(MasterHandshake, [u8; MAGIC.len() + NONCE_SIZE])> {
+        let nonce = nonce()?;
+        let mut hello = [0u8; MAGIC.len() + NONCE_SIZE];
+        hello[..MAGIC.len()].copy_from_slice(&MAGIC);
+        hello[MAGIC.len()..].copy_from_slice(&nonce);
+        Ok((
+            MasterHandshake {
+                nonce,
+                got: Vec::with_capacity(MAX_ANSWER),
+            },
+            hello,
+        ))
+    }
+
+    /// Takes bytes read from the peer. Returns how many of `bytes` were part of the
+    /// answer and, once it is complete and verifies, who the peer is with the verdict to
+    /// send (bytes after the answer belong to the classic protocol).
+    #[allow(clippy::type_complexity)]
+    pub fn feed(
+        &mut self,
+        bytes: &[u8],
+        token: &str,
+        expect_cluster: Option<&str>,
+        expect_broker: Option<&str>,
+    ) -> Result<(usize, Option<(PeerIdentity, [u8; 1 + MAC_SIZE])>), AuthError> {
+        let mut used = 0;
+        loop {
+            let need = self.need()?;
+            if self.got.len() >= need {
+                break;
+            }
+            if used == bytes.len() {
+                return Ok((used, None));
+            }
+            let take = (need - self.got.len()).min(bytes.len() - used);
+            self.got.extend_from_slice(&bytes[used..used + take]);
+            used += take;
+        }
+        let (l1, l2) = self.name_lens();
+        let at = 4 + l1 + l2;
+        let fields = &self.got[..at];
+        let nonce_s: [u8; NONCE_SIZE] = self.got[at..at + NONCE_SIZE].try_into().expect("sized");
+        let tag = &self.got[at + NONCE_SIZE..at + NONCE_SIZE + MAC_SIZE];
+        mac_over(token, &[SLAVE_LABEL, &self.nonce, fields, &nonce_s])
+            .verify_slice(tag)
+            .map_err(|_| AuthError::BadMac)?;
+        let text = |r: std::ops::Range<usize>| {
+            std::str::from_utf8(&fields[r])
+                .map(str::to_owned)
+                .map_err(|_| AuthError::NameNotUtf8)
+        };
+        let peer = PeerIdentity {
+            cluster: text(2..2 + l1)?,
+            broker: text(4 + l1..4 + l1 + l2)?,
+        };
+        let matches = |want: Option<&str>, got: &str| want.is_none_or(|w| w == got);
+        if !matches(expect_cluster, &peer.cluster) || !matches(expect_broker, &peer.broker) {
+            return Err(AuthError::WrongGroup {
+                cluster: peer.cluster,
+                broker: peer.broker,
+                expected_cluster: expect_cluster.map(str::to_owned),
+                expected_broker: expect_broker.map(str::to_owned),
+            });
+        }
+        let mut verdict = [0u8; 1 + MAC_SIZE];
+        verdict[0] = ACCEPTED;
+        verdict[1..].copy_from_slice(&master_proof(token, &self.nonce, &nonce_s, fields));
+        Ok((used, Some((peer, verdict))))
+    }
+
+    /// The name lengths read so far (0 for one not read yet).
+    fn name_lens(&self) -> (usize, usize) {
+        let g = &self.got;
+        let l1 = if g.len() >= 2 {
+            u16::from_be_bytes([g[0], g[1]]) as usize
+        } else {
+            0
+        };
+        let l2 = if g.len() >= 4 + l1 {
+            u16::from_be_bytes([g[2 + l1], g[3 + l1]]) as usize
+        } else {
+            0
+        };
+        (l1, l2)
+    }
+
+    /// How many answer bytes are needed to learn more (the whole answer once both names'
+    /// lengths are known); refuses a name longer than [`MAX_NAME_SIZE`].
+    fn need(&self) -> Result<usize, AuthError> {
+        let n = self.got.len();
+        let (l1, l2) = self.name_lens();
+        for len in [l1, l2] {
+            if len > MAX_NAME_SIZE {
+                return Err(AuthError::NameTooLong { len, local: false });
+            }
+        }
+        Ok(if n < 2 {
+            2
+        } else if n < 4 + l1 {
+            4 + l1
+        } else {
+            4 + l1 + l2 + NONCE_SIZE + MAC_SIZE
+        })
+    }
+}
+
 /// The slave's half, run right after connecting and before its first offset report.
 pub fn slave_handshake(
     mut stream: &TcpStream,
@@ -557,5 +679,44 @@ mod tests {
         assert!(opens_handshake(&MAGIC));
         assert!(!opens_handshake(b"RMQHA"));
         assert!(!opens_handshake(&[0u8; 12]));
+    }
+
+    #[test]
+    fn the_loop_handshake_takes_the_answer_in_any_pieces() {
+        let (mut hs, hello) = MasterHandshake::new().unwrap();
+        let nonce_m: [u8; NONCE_SIZE] = hello[MAGIC.len()..].try_into().unwrap();
+        let nonce_s = [7u8; NONCE_SIZE];
+        let answer = encode_answer("tok", &nonce_m, &nonce_s, "c1", "b1").unwrap();
+        let mut wire = answer.clone();
+        wire.extend_from_slice(&[9, 9]); // the first report's start
+        let mut done = None;
+        let mut at = 0;
+        while done.is_none() {
+            let (used, d) = hs.feed(&wire[at..at + 1], "tok", Some("c1"), None).unwrap();
+            at += used;
+            done = d;
+        }
+        assert_eq!(at, answer.len(), "bytes after the answer are left over");
+        let (peer, verdict) = done.unwrap();
+        assert_eq!((peer.cluster.as_str(), peer.broker.as_str()), ("c1", "b1"));
+        assert_eq!(verdict[0], ACCEPTED);
+        let fields = &answer[..answer.len() - NONCE_SIZE - MAC_SIZE];
+        assert_eq!(
+            verdict[1..],
+            master_proof("tok", &nonce_m, &nonce_s, fields)
+        );
+
+        let (mut hs, hello) = MasterHandshake::new().unwrap();
+        let nonce_m: [u8; NONCE_SIZE] = hello[MAGIC.len()..].try_into().unwrap();
+        let answer = encode_answer("wrong", &nonce_m, &nonce_s, "c1", "b1").unwrap();
+        assert!(matches!(
+            hs.feed(&answer, "tok", None, None),
+            Err(AuthError::BadMac)
+        ));
+        let (mut hs, _) = MasterHandshake::new().unwrap();
+        assert!(matches!(
+            hs.feed(&[0xff, 0xff], "tok", None, None),
+            Err(AuthError::NameTooLong { local: false, .. })
+        ));
     }
 }

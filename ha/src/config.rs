@@ -43,6 +43,9 @@ pub struct HaConfig {
     /// This broker's `brokerName` (a master and its slaves share it). A slave sends it in
     /// the handshake; a master with it set refuses a slave of another broker group.
     pub broker_name: Option<String>,
+    /// `haCore`: the core the master's HA loop is pinned to; None leaves it unpinned
+    /// (the broker sets it only with `pinThreads`).
+    pub core: Option<usize>,
 }
 
 impl Default for HaConfig {
@@ -56,6 +59,7 @@ impl Default for HaConfig {
             auth_token: None,
             cluster_name: None,
             broker_name: None,
+            core: None,
         }
     }
 }
@@ -74,6 +78,7 @@ impl fmt::Debug for HaConfig {
             )
             .field("cluster_name", &self.cluster_name)
             .field("broker_name", &self.broker_name)
+            .field("core", &self.core)
             .finish()
     }
 }

@@ -15,16 +15,18 @@
 //! | `transfer::send_zc_state` | the send_zc rounds and the sends awaiting notification with their tail pins: bookkeeping without I/O | master senders |
 //! | `transfer::uring` | the one io_uring builder of the splice and send_zc paths: preferred flags, fallback, feature and opcode checks | master senders |
 //! | `transfer::select` | `sender_path`: which path a new sender uses (`RINGMQ_HA_TRANSFER`), and its fallbacks | master senders |
-//! | `master` | [`HaMaster`]: accept, per-slave reader and sender threads | `ringmq-ha-*` threads |
+//! | `master` | [`HaMaster`]: starts and stops the HA loop | any |
+//! | `master_loop` | the HA loop: one io_uring for every slave's accept, handshake, reports and transfers | `ringmq-ha-loop` |
 //! | `sync_master` | [`Replication`], [`SyncReplication`]: SYNC_MASTER sends wait for a slave ack | sweeper thread |
-//! | `slave` | [`HaSlave`]: connect, receive, append with `put_raw`, report | `ringmq-ha-slave` |
+//! | `slave` | [`HaSlave`]: connect, receive (on the session's io_uring), append with `put_raw`, report | `ringmq-ha-slave` |
 //!
-//! This first version uses std threads and blocking sockets; the io_uring HA core of
-//! ARCHITECTURE.md replaces them behind the same types.
+//! The master runs on one pinned io_uring loop (ARCHITECTURE.md's ha role); the slave
+//! runs its session on one thread with its own io_uring.
 
 pub mod auth;
 pub mod config;
 pub mod master;
+mod master_loop;
 pub mod protocol;
 pub mod slave;
 pub mod slave_table;

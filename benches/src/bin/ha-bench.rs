@@ -14,10 +14,11 @@
 //!    through each transfer path: `zc` (the default: IORING_OP_SEND_ZC from the tail
 //!    ring for the last `--ring-mib`, in frames of at least 12 KiB, segment file -> pipe
 //!    -> socket through io_uring splice below it), `copy` (read + write), `splice` (io_uring splice below the ring,
-//!    copy from the ring above it) and `splice-syscall` (the same with splice(2), the
-//!    fallback), `--reps` times each, alternating. Wall time gives MB/s. CPU time of the
-//!    master's sender threads, and of their io_uring io-wq workers (`iou-wrk-<sender
-//!    tid>`: io_uring always runs splice there; send_zc runs on the sender thread), is
+//!    copy from the ring above it) and `splice-syscall` (the HA loop cannot block in
+//!    splice(2), so this runs the io_uring splice rounds too), `--reps` times each, alternating. Wall time gives MB/s. CPU time of the
+//!    master's HA loop thread (`ringmq-ha-loop`: it also reads the slave's reports), and
+//!    of its io_uring io-wq workers (`iou-wrk-<loop tid>`: io_uring always runs splice
+//!    there; send_zc runs on the loop thread), is
 //!    sampled from /proc/self/task/*/schedstat; per replicated GiB it is the path's cost.
 //!    The path's own counter (CLOCK_THREAD_CPUTIME_ID around `send_data`) is shown
 //!    beside it.
@@ -670,7 +671,7 @@ impl Sampler {
                 }
                 let senders: Vec<u32> = seen
                     .iter()
-                    .filter(|(_, (c, _, _))| c.starts_with("ringmq-ha-send"))
+                    .filter(|(_, (c, _, _))| is_sender(c))
                     .map(|(t, _)| *t)
                     .collect();
                 let mut out = ThreadCpu::default();
@@ -712,7 +713,7 @@ fn ha_tasks() -> Vec<(u32, String, u64)> {
             continue;
         };
         let comm = comm.trim().to_string();
-        if !(comm.starts_with("ringmq-ha-send") || comm.starts_with("iou-wrk-")) {
+        if !(is_sender(&comm) || comm.starts_with("iou-wrk-")) {
             continue;
         }
         if let Some(ns) = task_cpu_ns(&entry.path()) {
@@ -720,6 +721,13 @@ fn ha_tasks() -> Vec<(u32, String, u64)> {
         }
     }
     out
+}
+
+/// Whether a thread is the master's HA sender: the HA loop (`ringmq-ha-loop`, which
+/// serves every slave; in the catch-up steps only one is connected), or a per-slave
+/// sender thread of older builds.
+fn is_sender(comm: &str) -> bool {
+    comm == "ringmq-ha-loop" || comm.starts_with("ringmq-ha-send")
 }
 
 /// A thread's CPU time: schedstat's run time (ns), else utime + stime from stat.

@@ -103,6 +103,24 @@ impl Progress {
         self.stopped.load(Ordering::Acquire)
     }
 
+    /// Calls `cb(true)` once `level` reaches `offset` (at once if it has), or `cb(false)`
+    /// when the engine stops. `cb` runs on the publishing thread (the writer): keep it
+    /// short, such as one eventfd write that wakes an io_uring loop.
+    pub fn on_reached(&self, level: Level, offset: i64, cb: crate::waiters::Callback) {
+        if self.is_stopped() {
+            return cb(false);
+        }
+        let w = self.watch(level);
+        // Progress watches are never expired: the deadline only has to be far away.
+        let deadline = std::time::Instant::now() + Duration::from_secs(365 * 24 * 3600);
+        w.waiters
+            .on_reached(offset, deadline, cb, || w.offset.load(Ordering::Acquire));
+        if self.is_stopped() {
+            // `stop` may have released the waiters before this one was in.
+            w.waiters.release_all();
+        }
+    }
+
     /// Blocks until `level` reaches `offset`, the engine stops, or `timeout` passes.
     /// Returns whether the offset was reached.
     pub fn wait(&self, level: Level, offset: i64, timeout: Duration) -> bool {

@@ -1,5 +1,7 @@
-//! How CommitLog bytes get onto a slave's socket. Runs on each slave's sender thread
-//! (`master`).
+//! How CommitLog bytes get onto a slave's socket. The master's HA loop (`master_loop`)
+//! runs every slave's transfers as jobs of `stream` on its one io_uring; the stand-alone
+//! paths below ([`TransferPath`]) drive one socket each on their caller's thread (tests,
+//! benches, tools) and share their kernel plumbing with `stream`.
 //!
 //! | path | [`PathKind`] | moves bytes by |
 //! | --- | --- | --- |
@@ -19,13 +21,14 @@
 //! | `splice` | [`SplicePath`] |
 //! | `send_zc` | [`SendZcPath`]: its io_uring submissions, completions and notifications, the send_zc probe, the socket abort |
 //! | `send_zc_state` | the send_zc rounds and the sends awaiting notification with their pins: pure bookkeeping, no I/O |
+//! | `stream` | the HA loop's per-slave stream: the same zc, splice and copy transfers as jobs on the loop's one io_uring, with their buffer lifetimes |
 //! | `uring` | the one place an HA io_uring is built (preferred flags, fallback, feature and opcode checks) |
 //! | `select` | [`sender_path`]: which path a new sender uses (`RINGMQ_HA_TRANSFER`, [`set_default_path`]) and its fallbacks |
 //!
 //! Imports run one way: `path` and `uring` import no sibling; `copy` imports `path`;
 //! `splice` imports `path`, `copy`, `uring`; `send_zc_state` imports no sibling;
 //! `send_zc` imports `path`, `splice`, `send_zc_state`, `uring`; `select` imports the
-//! paths. This file only re-exports; no sibling imports it.
+//! paths; `stream` imports `path`, `send_zc`, `send_zc_state`, `splice`, `uring`. This file only re-exports; no sibling imports it.
 //!
 //! [`CommitLog::cold_end`]: ringmq_engine::commitlog::CommitLog::cold_end
 
@@ -35,7 +38,8 @@ pub mod select;
 pub mod send_zc;
 mod send_zc_state;
 pub mod splice;
-mod uring;
+pub(crate) mod stream;
+pub(crate) mod uring;
 
 pub use copy::CopyPath;
 pub use path::{path_stats, set_cpu_accounting, thread_cpu_ns, PathKind, PathStats, TransferPath};

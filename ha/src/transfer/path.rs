@@ -3,8 +3,9 @@
 //! frames, bytes, send_zc notifications and (with [`set_cpu_accounting`]) sender CPU time
 //! into. The paths ([`CopyPath`](super::copy::CopyPath),
 //! [`SplicePath`](super::splice::SplicePath), [`SendZcPath`](super::send_zc::SendZcPath))
-//! each import this module; it imports none of them. Runs on each slave's sender thread
-//! (`master`); the counters are process-wide atomics that any thread may read.
+//! each import this module; it imports none of them. Runs on the thread driving a path,
+//! or the HA loop for its streams; the counters are process-wide atomics that any thread
+//! may read.
 //!
 //! CPU time is the sender threads' (CLOCK_THREAD_CPUTIME_ID around `send_data` and
 //! [`TransferPath::idle`]). io_uring runs splices in its io-wq worker threads

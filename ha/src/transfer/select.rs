@@ -3,8 +3,9 @@
 //! `copy`, `splice`, `splice-syscall`) says otherwise; [`sender_path`] builds that path,
 //! falling back where the kernel lacks what it needs (send_zc -> io_uring splice ->
 //! copy). Apart from the paths: it imports each of them, none of them imports it.
-//! [`sender_path`] runs on the sender thread that will use the path (`master`); the
-//! default is a process-wide atomic any thread may set.
+//! [`sender_path`] runs on the thread that will use the path; the master's HA loop reads
+//! [`default_path`] for each new slave stream. The default is a process-wide atomic any
+//! thread may set.
 
 use std::sync::atomic::{AtomicBool, AtomicU8, Ordering};
 

@@ -85,9 +85,9 @@ pub const ZC_MIN_BYTES: usize = 12 * 1024;
 pub const MAX_PINNED_BYTES: usize = 8 << 20;
 /// Most sends whose notification is outstanding (keeps the completion queue from
 /// overflowing with small frames).
-const MAX_OUTSTANDING: usize = 512;
+pub(super) const MAX_OUTSTANDING: usize = 512;
 /// Most frames in one round (two submission entries each).
-const MAX_ROUND_FRAMES: usize = 32;
+pub(super) const MAX_ROUND_FRAMES: usize = 32;
 const RING_ENTRIES: u32 = 2 * MAX_ROUND_FRAMES as u32;
 /// Completion queue: every outstanding send's notification plus one round's results.
 const CQ_ENTRIES: u32 = 2048;
@@ -107,8 +107,8 @@ const MAX_IDLE_ROUNDS: u32 = 1000;
 /// Longest pause [`TransferPath::idle`] asks for while notifications are outstanding.
 const IDLE_POLL_MAX: Duration = Duration::from_millis(10);
 /// io_uring UAPI values the io-uring crate does not export.
-const IORING_SEND_ZC_REPORT_USAGE: u16 = 1 << 3;
-const IORING_NOTIF_USAGE_ZC_COPIED: u32 = 1 << 31;
+pub(super) const IORING_SEND_ZC_REPORT_USAGE: u16 = 1 << 3;
+pub(super) const IORING_NOTIF_USAGE_ZC_COPIED: u32 = 1 << 31;
 
 /// A frame queued for the next round (its header is in `SendZcPath::headers` at the
 /// same index).
@@ -744,7 +744,7 @@ impl Drop for SendZcPath {
 /// purges the send and retransmit queues, freeing their buffers, whatever other
 /// descriptors of the socket are still open; close(2) would only do that on the last
 /// one, and the master holds several).
-fn abort_socket(fd: RawFd) {
+pub(super) fn abort_socket(fd: RawFd) {
     let linger = libc::linger {
         l_onoff: 1,
         l_linger: 0,
@@ -774,6 +774,15 @@ fn abort_socket(fd: RawFd) {
     };
     // SAFETY: shutdown takes no memory arguments.
     unsafe { libc::shutdown(fd, libc::SHUT_RDWR) };
+}
+
+/// Whether the kernel has IORING_OP_SEND_ZC (probed once per process): Ok(whether it
+/// takes IORING_SEND_ZC_REPORT_USAGE), else why not.
+pub(super) fn zc_support() -> io::Result<bool> {
+    match SUPPORT.get_or_init(|| probe().map_err(|e| e.to_string())) {
+        Ok(s) => Ok(s.report_usage),
+        Err(why) => Err(io::Error::new(io::ErrorKind::Unsupported, why.clone())),
+    }
 }
 
 /// A ring for rounds: linked sends with CQE skipping and timed waits. Cooperative task

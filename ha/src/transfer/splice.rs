@@ -132,27 +132,7 @@ impl SplicePath {
     /// `syscall_only` or io_uring splice is unavailable (then splice(2), logged once).
     /// Create it on the thread that will use it.
     pub fn new(batch_size: usize, syscall_only: bool) -> io::Result<SplicePath> {
-        let (pipe_r, pipe_w) = pipe()?;
-        // SAFETY: fcntl on a pipe fd we own; F_SETPIPE_SZ takes an int and touches no
-        // user memory. Failure (over the user's pipe quota) leaves the default size.
-        let set = unsafe {
-            libc::fcntl(
-                pipe_w.as_raw_fd(),
-                libc::F_SETPIPE_SZ,
-                PIPE_MAX as libc::c_int,
-            )
-        };
-        let cap = if set > 0 {
-            set as usize
-        } else {
-            // SAFETY: as above; F_GETPIPE_SZ only returns the size.
-            let got = unsafe { libc::fcntl(pipe_w.as_raw_fd(), libc::F_GETPIPE_SZ) };
-            if got > 0 {
-                got as usize
-            } else {
-                64 * 1024
-            }
-        };
+        let (pipe_r, pipe_w, pipe_slots) = sized_pipe()?;
         let driver = if syscall_only {
             Driver::Syscall
         } else {
@@ -171,8 +151,7 @@ impl SplicePath {
             driver,
             pipe_r,
             pipe_w,
-            // One slot spare: a header written after a partial page never merges into it.
-            pipe_slots: (cap / PAGE).saturating_sub(1).max(3),
+            pipe_slots,
             fill_max: batch_size.max(1),
             queue: Vec::new(),
             queued_slots: 0,
@@ -573,7 +552,7 @@ impl TransferPath for SplicePath {
 }
 
 /// Pages (pipe slots) that `len` bytes from file offset `off` span.
-fn spanned_pages(off: u64, len: usize) -> usize {
+pub(super) fn spanned_pages(off: u64, len: usize) -> usize {
     ((off % PAGE as u64) as usize + len).div_ceil(PAGE)
 }
 
@@ -589,6 +568,34 @@ fn uring() -> io::Result<IoUring> {
             (opcode::Write::CODE, "IORING_OP_WRITE"),
         ],
     })
+}
+
+/// A non-blocking pipe of up to [`PIPE_MAX`] bytes: (read end, write end, the page
+/// slots a round may fill, one kept spare so that a header written after a partial page
+/// never merges into it).
+pub(super) fn sized_pipe() -> io::Result<(OwnedFd, OwnedFd, usize)> {
+    let (pipe_r, pipe_w) = pipe()?;
+    // SAFETY: fcntl on a pipe fd we own; F_SETPIPE_SZ takes an int and touches no
+    // user memory. Failure (over the user's pipe quota) leaves the default size.
+    let set = unsafe {
+        libc::fcntl(
+            pipe_w.as_raw_fd(),
+            libc::F_SETPIPE_SZ,
+            PIPE_MAX as libc::c_int,
+        )
+    };
+    let cap = if set > 0 {
+        set as usize
+    } else {
+        // SAFETY: as above; F_GETPIPE_SZ only returns the size.
+        let got = unsafe { libc::fcntl(pipe_w.as_raw_fd(), libc::F_GETPIPE_SZ) };
+        if got > 0 {
+            got as usize
+        } else {
+            64 * 1024
+        }
+    };
+    Ok((pipe_r, pipe_w, (cap / PAGE).saturating_sub(1).max(3)))
 }
 
 /// A non-blocking, close-on-exec pipe: (read end, write end).
@@ -613,7 +620,7 @@ fn syscall_result(r: isize) -> i32 {
     }
 }
 
-fn op_error(what: &str, res: i32) -> io::Error {
+pub(super) fn op_error(what: &str, res: i32) -> io::Error {
     if res < 0 {
         let e = io::Error::from_raw_os_error(-res);
         io::Error::new(e.kind(), format!("{what}: {e}"))

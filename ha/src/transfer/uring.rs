@@ -1,14 +1,15 @@
 //! The one place the HA transfer paths build an io_uring: the preferred set-up flags,
 //! the fallback without the optional ones, and the checks for what a path cannot do
 //! without (IOSQE_CQE_SKIP_SUCCESS, timed waits, opcodes). Runs on the thread that will
-//! own the ring: each sender thread builds its own (a ring belongs to its creator).
+//! own the ring (a ring belongs to its creator): the master's HA loop, the slave's
+//! receiver, and the stand-alone paths' users. `slave` imports it too.
 
 use std::io;
 
 use io_uring::{IoUring, Probe};
 
 /// What a ring must offer, and what it would like to have.
-pub(super) struct RingSpec {
+pub(crate) struct RingSpec {
     /// Submission queue entries.
     pub entries: u32,
     /// Completion queue entries (None: the kernel's default, twice `entries`).
@@ -28,7 +29,7 @@ pub(super) struct RingSpec {
 /// A ring built to `spec`: with the preferred flags, else without them; failing with
 /// [`io::ErrorKind::Unsupported`] if it lacks IOSQE_CQE_SKIP_SUCCESS (every HA ring links
 /// operations with it), timed waits when asked for, or one of the opcodes.
-pub(super) fn build(spec: &RingSpec) -> io::Result<IoUring> {
+pub(crate) fn build(spec: &RingSpec) -> io::Result<IoUring> {
     let ring = match build_with(spec, spec.coop_taskrun) {
         Ok(ring) => ring,
         Err(_) if spec.coop_taskrun => build_with(spec, false)?,

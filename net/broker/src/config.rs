@@ -102,6 +102,8 @@ pub struct BrokerConfig {
     pub net_cores: Vec<usize>,
     pub writer_core: usize,
     pub dispatch_core: usize,
+    /// Core of the master's HA loop (`haCore`; with ha+dispatch on core 1 by default).
+    pub ha_core: usize,
     /// Pin threads to their cores (off for tests sharing 2 cores).
     pub pin_threads: bool,
     /// Tail ring size (bytes of recent log kept in memory).
@@ -193,6 +195,7 @@ impl Default for BrokerConfig {
             net_cores: vec![0],
             writer_core: 0,
             dispatch_core: 1,
+            ha_core: 1,
             pin_threads: true,
             tail_ring_bytes: 64 << 20,
             writer_spin_us: 50,

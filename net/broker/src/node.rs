@@ -37,6 +37,7 @@ fn ha_config(cfg: &BrokerConfig) -> HaConfig {
         auth_token: cfg.ha_auth_token.as_ref().map(|s| s.0.clone()),
         cluster_name: Some(cfg.broker_cluster_name.clone()),
         broker_name: Some(cfg.broker_name.clone()),
+        core: cfg.pin_threads.then_some(cfg.ha_core),
         ..HaConfig::default()
     }
 }

@@ -216,6 +216,7 @@ pub fn config_properties(c: &BrokerConfig) -> BTreeMap<String, String> {
         ("netCores", list(&c.net_cores)),
         ("writerCore", c.writer_core.to_string()),
         ("dispatchCore", c.dispatch_core.to_string()),
+        ("haCore", c.ha_core.to_string()),
         ("pinThreads", c.pin_threads.to_string()),
         ("tailRingBytes", c.tail_ring_bytes.to_string()),
         ("writerSpinMicros", c.writer_spin_us.to_string()),

@@ -144,6 +144,7 @@ pub const KEYS: &[Key] = &[
     key("netCores", "core list (0,1)", "0", field!(net_cores, cores)),
     key("writerCore", "core", "0", field!(writer_core, num)),
     key("dispatchCore", "core", "1", field!(dispatch_core, num)),
+    key("haCore", "core", "1", field!(ha_core, num)),
     key("pinThreads", "bool", "true", field!(pin_threads, boolean)),
     key("tailRingBytes", "bytes > 0", "67108864", field!(tail_ring_bytes, positive)),
     key("writerSpinMicros", "us", "50", field!(writer_spin_us, num)),
