@@ -16,6 +16,7 @@
 //! | `transfer::uring` | the one io_uring builder of the splice and send_zc paths: preferred flags, fallback, feature and opcode checks | master senders |
 //! | `transfer::select` | `sender_path`: which path a new sender uses (`RINGMQ_HA_TRANSFER`), and its fallbacks | master senders |
 //! | `master` | [`HaMaster`]: starts and stops the HA loop | any |
+//! | `start_decision` | [`decide_start`]: where streaming to a slave begins, from its first report (spec 7.4) | `ringmq-ha-loop` |
 //! | `master_loop` | the HA loop: one io_uring for every slave's accept, handshake, reports and transfers | `ringmq-ha-loop` |
 //! | `sync_master` | [`Replication`], [`SyncReplication`]: SYNC_MASTER sends wait for a slave ack | sweeper thread |
 //! | `slave` | [`HaSlave`]: connect, receive (on the session's io_uring), append with `put_raw`, report | `ringmq-ha-slave` |
@@ -30,14 +31,16 @@ mod master_loop;
 pub mod protocol;
 pub mod slave;
 pub mod slave_table;
+pub mod start_decision;
 pub mod sync_master;
 pub mod transfer;
 
 pub use auth::AuthError;
 pub use config::{EmptySlaveStart, HaConfig};
-pub use master::{decide_start, HaMaster, StartDecision};
+pub use master::HaMaster;
 pub use protocol::{FrameDecoder, ProtocolError, ReportDecoder, TransferFrame};
 pub use slave::HaSlave;
 pub use slave_table::{Quorum, ReportError, SlaveInfo, SlaveTable};
+pub use start_decision::{decide_start, StartDecision};
 pub use sync_master::{ReplicaOutcome, Replication, SyncReplication};
 pub use transfer::{CopyPath, SendZcPath, SplicePath, TransferPath};

@@ -28,10 +28,13 @@ use std::time::{Duration, Instant};
 
 use io_uring::{opcode, types, IoUring};
 use ringmq_engine::commitlog::Level;
+use ringmq_engine::MessageStore;
 
 use crate::auth::{self, MasterHandshake};
-use crate::master::{decide_start, Inner, StartDecision, MAX_UNPROVEN};
+use crate::config::HaConfig;
 use crate::protocol::ReportDecoder;
+use crate::slave_table::SlaveTable;
+use crate::start_decision::{decide_start, StartDecision};
 use crate::transfer::stream::{
     loop_ring, push_chain, split_user_data, user_data, LoopShared, Stream, FIRST_LOOP_TAG,
 };
@@ -96,6 +99,20 @@ impl Conn {
     fn quiet(&self) -> bool {
         !self.recv_pending && !self.auth_pending && self.stream.as_ref().is_none_or(Stream::quiet)
     }
+}
+
+/// Most connections at once that have not proven themselves yet: with `haAuthToken`, not
+/// through the handshake (which times out after `auth::HANDSHAKE_TIMEOUT`); without, no
+/// first report yet (dropped after `haHousekeepingInterval`). Later ones are closed at
+/// accept, so stray clients cannot pile up.
+pub const MAX_UNPROVEN: usize = 16;
+
+/// What the HA loop shares with the `HaMaster` handle that started it.
+pub(crate) struct Inner {
+    pub(crate) store: Arc<MessageStore>,
+    pub(crate) cfg: HaConfig,
+    pub(crate) table: Arc<SlaveTable>,
+    pub(crate) stop: AtomicBool,
 }
 
 enum Slot {

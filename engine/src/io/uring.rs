@@ -13,6 +13,7 @@ use std::time::Duration;
 
 use io_uring::{opcode, types, IoUring};
 
+use super::write_ring::{Completion, WriteRing};
 use crate::{Error, Result};
 
 pub struct WriterRing {
@@ -22,13 +23,6 @@ pub struct WriterRing {
     /// Operations queued and io_uring_enter calls made, for the writer's metrics.
     pub sqes: u64,
     pub enters: u64,
-}
-
-/// One reaped completion.
-#[derive(Debug, Clone, Copy)]
-pub struct Completion {
-    pub user_data: u64,
-    pub result: i32,
 }
 
 impl WriterRing {
@@ -220,7 +214,7 @@ impl WriterRing {
     }
 }
 
-impl super::gate::WriteRing for WriterRing {
+impl WriteRing for WriterRing {
     unsafe fn register(&mut self, buffers: &[(*mut u8, usize)]) -> bool {
         // SAFETY: forwarded from the caller.
         unsafe { WriterRing::register(self, buffers) }
