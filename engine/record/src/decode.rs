@@ -10,6 +10,7 @@ use super::{
     crc32, find_property, keys, pos, sysflag, tags_hash, BLANK_MAGIC, END_FILE_MIN_BLANK_LENGTH,
     MAGIC_V1, MAGIC_V2, MAX_RECORD_SIZE, MIN_RECORD_SIZE,
 };
+use crate::prop_crc::{prop_crc_matches, PROPERTY_CRC32};
 use crate::{Error, Result};
 
 /// Result of [`parse`].
@@ -79,7 +80,8 @@ pub fn parse(buf: &[u8], offset_hint: i64, check_crc: bool) -> Result<Parsed<'_>
 /// Parses the record at the start of `buf`. `offset_hint` (the CommitLog offset of
 /// `buf[0]`) is only used in errors. A declared total size outside
 /// `MIN_RECORD_SIZE..=max_total`, an unknown magic, inner lengths that do not add up to
-/// the total size, a non-UTF-8 topic or (with `check_crc`) a body CRC mismatch give
+/// the total size, a non-UTF-8 topic or (with `check_crc`) a body CRC mismatch or a
+/// whole-record CRC mismatch (when the properties end with `__CRC32#`) give
 /// [`Error::Corrupt`]; so does a zero-filled buffer.
 pub fn parse_with_limit(
     buf: &[u8],
@@ -175,6 +177,9 @@ pub fn parse_with_limit(
             return corrupt(format!(
                 "body CRC mismatch: stored {stored}, computed {actual}"
             ));
+        }
+        if prop_crc_matches(rec, &rec[props_start..]) == Some(false) {
+            return corrupt(format!("record CRC ({PROPERTY_CRC32}) mismatch"));
         }
     }
     Ok(Parsed::Record(RecordView {
@@ -396,6 +401,36 @@ mod tests {
             record(parse(&b, 0, true).unwrap()).tags_code(),
             i32::MIN as i64
         );
+    }
+
+    #[test]
+    fn with_the_crc_property_no_changed_byte_parses() {
+        // A sector torn at a power cut can change the header, topic or properties and
+        // leave the body whole: BODYCRC passes, the whole-record CRC (__CRC32#) does not.
+        let (mut m, f, plain) = sample();
+        m.reserve_prop_crc();
+        let b = encode(&m, &f);
+        assert_eq!(b.len(), plain.len() + crate::CRC32_RESERVED_LEN);
+        let r = record(parse(&b, 0, true).unwrap());
+        assert!(r.property(crate::PROPERTY_CRC32).is_some());
+        assert_eq!(r.property("TAGS"), Some("TagA"));
+        // Every byte but the property's name (a tear that reaches the name leaves zeros
+        // there and after it, which `looks_whole` refuses).
+        let name = b.len() - crate::CRC32_RESERVED_LEN..b.len() - 12;
+        let mut flipped = 0;
+        for i in (0..b.len()).filter(|i| !name.contains(i)) {
+            let mut c = b.clone();
+            c[i] ^= 0x10;
+            if let Ok(Parsed::Record(v)) = parse(&c, 0, true) {
+                panic!("byte {i} changed, still parsed: {:?}", v.topic());
+            }
+            flipped += 1;
+        }
+        assert!(flipped > 100);
+        // The same change in the store host of a record without the property parses.
+        let mut c = plain.clone();
+        c[70] ^= 0x10;
+        assert!(matches!(parse(&c, 0, true), Ok(Parsed::Record(_))));
     }
 
     #[test]

@@ -13,6 +13,7 @@ use super::{
     crc32, host_len, sysflag, BLANK_MAGIC, DLQ_TOPIC_PREFIX, MAGIC_V1, MAGIC_V2, MAX_QUEUE_ID,
     PROPERTIES_MAX_LEN, RETRY_TOPIC_MAX_LEN, RETRY_TOPIC_PREFIX, TOPIC_MAX_LEN,
 };
+use crate::prop_crc::{fill_prop_crc, has_prop_crc, reserve_prop_crc};
 use crate::{Error, Result};
 
 /// One message as the broker will store it; everything but the [`StoreFields`].
@@ -202,6 +203,15 @@ impl MessageToStore {
         w.bytes(&(self.properties.len() as u16).to_be_bytes());
         w.bytes(&self.properties);
         debug_assert_eq!(w.pos, total);
+        if has_prop_crc(&self.properties) {
+            fill_prop_crc(&mut dst[..total]);
+        }
+    }
+
+    /// Appends RocketMQ's zeroed whole-record CRC property (`enabledAppendPropCRC`) to the
+    /// properties, unless they end with one; [`encode_into`](Self::encode_into) fills it.
+    pub fn reserve_prop_crc(&mut self) {
+        self.properties = reserve_prop_crc(&self.properties);
     }
 }
 

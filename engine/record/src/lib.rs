@@ -10,6 +10,7 @@
 //! | `mod.rs` | magics, size limits, fixed field positions, sysFlag bits |
 //! | `crc.rs` | masked CRC32 (§4.10) |
 //! | `tags.rs` | tags hash = Java `String.hashCode` (§4.9) |
+//! | `prop_crc.rs` | the whole-record CRC property `__CRC32#` (RocketMQ 5's `enabledAppendPropCRC`) |
 //! | `properties.rs` | the `\x01`/`\x02` properties string and well-known keys (§4.1, §4.2) |
 //! | `encode.rs` | [`MessageToStore`] → record bytes on the writer thread (§4.5), blank marker (§4.6) |
 //! | `decode.rs` | zero-copy [`RecordView`] over stored bytes, validation (§4.5, §4.6) |
@@ -28,6 +29,7 @@ mod decode;
 mod encode;
 mod error;
 mod msgid;
+mod prop_crc;
 mod properties;
 mod tags;
 mod uniq_key;
@@ -38,6 +40,10 @@ pub use decode::{parse, parse_with_limit, peek_store_timestamp, Parsed, RecordVi
 pub use encode::{encode_blank, MessageToStore, StoreFields};
 pub use error::{Error, Result};
 pub use msgid::{decode_offset_msg_id, offset_msg_id, OffsetMsgId};
+pub use prop_crc::{
+    fill_prop_crc, has_prop_crc, prop_crc_matches, reserve_prop_crc, CRC32_RESERVED_LEN,
+    PROPERTY_CRC32,
+};
 pub use properties::{
     decode_properties, edit_properties, encode_properties, encode_properties_into, find_property,
     keys, put_property, PropertyIter,

@@ -72,6 +72,11 @@ pub struct CommitLogConfig {
     /// does (not a power cut). None, or a directory that is not a tmpfs: the ring is
     /// private memory and such appends wait for their O_DIRECT write.
     pub tail_shm_dir: Option<PathBuf>,
+    /// `enabledAppendPropCRC`: every appended record carries RocketMQ's whole-record CRC
+    /// property (`__CRC32#`, 20 bytes), so recovery and reads can tell a record torn
+    /// anywhere (header, topic, properties), not only in its body. Default false, as
+    /// RocketMQ has it. Records that carry the property are verified whatever this says.
+    pub append_prop_crc: bool,
 }
 
 impl CommitLogConfig {
@@ -93,6 +98,7 @@ impl CommitLogConfig {
             writer_spin: Duration::from_micros(50),
             ack_before_write: false,
             tail_shm_dir: Some(PathBuf::from("/dev/shm")),
+            append_prop_crc: false,
         }
     }
 

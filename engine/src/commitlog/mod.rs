@@ -222,7 +222,12 @@ impl CommitLog {
     /// Queues an append; blocks while the queue is full. Messages are validated here, on
     /// the caller's thread (an invalid request is answered at once, before queueing); the
     /// completion of a queued request runs on the writer thread.
-    pub fn append(&self, req: AppendRequest) {
+    pub fn append(&self, mut req: AppendRequest) {
+        if self.shared.cfg.append_prop_crc {
+            req.messages
+                .iter_mut()
+                .for_each(MessageToStore::reserve_prop_crc);
+        }
         let max = self.shared.cfg.max_message_size;
         if let Some(err) = req.messages.iter().find_map(|m| m.validate(max).err()) {
             (req.done)(AppendOutcome::rejected(PutStatus::MessageIllegal(

@@ -52,6 +52,10 @@ pub struct BrokerConfig {
     /// loses acknowledged messages (without it such a send is answered once the write
     /// completed, which survives `kill -9`). Moot with a ring in shared memory.
     pub ack_before_write: bool,
+    /// `enabledAppendPropCRC` (RocketMQ 5, default false): every stored record carries
+    /// the whole-record CRC property `__CRC32#`, so recovery detects a record torn in its
+    /// header, topic or properties too (BODYCRC covers only the body).
+    pub enabled_append_prop_crc: bool,
     /// `tailRingShmDir` (ringmq, default `/dev/shm`): the tmpfs the CommitLog's tail ring
     /// lives in, so it survives a crash of the broker process and ASYNC_FLUSH sends are
     /// answered from it (as RocketMQ answers from its page cache). None: private memory.
@@ -165,6 +169,7 @@ impl Default for BrokerConfig {
             broker_role: BrokerRole::AsyncMaster,
             sync_flush: false,
             ack_before_write: false,
+            enabled_append_prop_crc: false,
             tail_ring_shm_dir: Some(PathBuf::from("/dev/shm")),
             ha_listen_port: 10912,
             ha_master_address: None,

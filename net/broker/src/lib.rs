@@ -135,6 +135,7 @@ impl Broker {
             FlushMode::Async
         };
         sc.commitlog.ack_before_write = cfg.ack_before_write;
+        sc.commitlog.append_prop_crc = cfg.enabled_append_prop_crc;
         sc.commitlog.tail_shm_dir = cfg.tail_ring_shm_dir.clone();
         sc.commitlog.sync_method = SyncMethod::Dsync;
         sc.commitlog.sync_flush_timeout = cfg.sync_flush_timeout;

@@ -163,6 +163,10 @@ pub fn config_properties(c: &BrokerConfig) -> BTreeMap<String, String> {
             }
             .into(),
         ),
+        (
+            "enabledAppendPropCRC",
+            c.enabled_append_prop_crc.to_string(),
+        ),
         ("syncFlushTimeout", ms(c.sync_flush_timeout)),
         ("flushIntervalCommitLog", ms(c.flush_interval_commit_log)),
         (

@@ -84,6 +84,8 @@ pub const KEYS: &[Key] = &[
         field!(ack_before_write, boolean)),
     key("tailRingShmDir", "tmpfs path; empty: private memory, ASYNC_FLUSH acks wait for the write",
         "/dev/shm", field!(tail_ring_shm_dir, optional_path)),
+    key("enabledAppendPropCRC", "bool (20 more bytes per record: a CRC of the whole record)", "false",
+        field!(enabled_append_prop_crc, boolean)),
     key("flushDiskType", "ASYNC_FLUSH | SYNC_FLUSH", "ASYNC_FLUSH",
         field!(sync_flush, flush_disk_type)),
     key("syncFlushTimeout", "ms > 0", "5000", field!(sync_flush_timeout, positive_ms)),
