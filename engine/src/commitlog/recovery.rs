@@ -101,7 +101,8 @@ pub fn recover(
         Some(id) if abnormal => crash_tail::salvage(cfg, id)?,
         _ => None,
     };
-    let bases = segment::list(&cfg.dir)?;
+    let mut bases = segment::list(&cfg.dir)?;
+    drop_unprepared_segment(cfg, &mut bases)?;
     let Some(&first) = bases.first() else {
         return Ok(Recovered {
             end: from.unwrap_or(0),
@@ -156,6 +157,56 @@ pub fn recover(
         cut_bytes: cut,
         salvaged,
     })
+}
+
+/// A crash between creating a segment and preallocating it leaves an empty file (its
+/// name reached the disk, its size did not). Nothing was ever written to it (the writer
+/// only uses a segment once it has its full size), so when no later segment holds a
+/// record either (the preallocator may have made the next one, still blank), the empty
+/// file and the blank ones after it go, and the log ends at its base at most. Any
+/// other size that differs from `mappedFileSizeCommitLog`, or an empty file before a
+/// segment with records, is refused when the file opens.
+fn drop_unprepared_segment(cfg: &CommitLogConfig, bases: &mut Vec<u64>) -> Result<()> {
+    let stat = |base: u64| -> Result<(PathBuf, GateFile, u64)> {
+        let path = cfg.dir.join(segment::file_name(base));
+        let file = disk()
+            .open(&path, Open::Read)
+            .map_err(|e| Error::io(format!("open {}", path.display()), e))?;
+        let len = file
+            .size()
+            .map_err(|e| Error::io(format!("stat {}", path.display()), e))?;
+        Ok((path, file, len))
+    };
+    let mut empty = None;
+    for (i, &base) in bases.iter().enumerate() {
+        if stat(base)?.2 == 0 {
+            empty = Some(i);
+            break;
+        }
+    }
+    let Some(i) = empty else {
+        return Ok(());
+    };
+    for &later in &bases[i + 1..] {
+        let (path, file, len) = stat(later)?;
+        let mut head = [0u8; 8];
+        let n = file
+            .read_full_at(&mut head[..len.min(8) as usize], 0)
+            .map_err(|e| Error::io(format!("read {}", path.display()), e))?;
+        if head[..n].iter().any(|&b| b != 0) {
+            return Ok(());
+        }
+    }
+    for &base in &bases[i..] {
+        let path = cfg.dir.join(segment::file_name(base));
+        tracing::warn!(path = %path.display(), "segment whose creation a crash cut (empty, or blank after one): removed");
+        disk()
+            .remove_file(&path)
+            .map_err(|e| Error::io(format!("remove {}", path.display()), e))?;
+    }
+    direct_file::sync_dir(&cfg.dir)?;
+    bases.truncate(i);
+    Ok(())
 }
 
 /// Reads records from `start` on; returns the offset just past the last valid one.
