@@ -130,6 +130,8 @@ pub struct MessageStore {
     /// How far the dispatcher has looked: below it every whole record is indexed (a
     /// record cut by a replication chunk may remain, waiting for its bytes).
     examined: Arc<AtomicI64>,
+    /// Set while the dispatcher's last attempt failed (an I/O error, a corrupt record).
+    dispatch_failing: Arc<AtomicBool>,
     dispatch_gate: Arc<DispatchGate>,
     checkpoint_gate: Arc<CheckpointGate>,
     levels: DelayLevels,
@@ -197,6 +199,7 @@ impl MessageStore {
         let dispatched = Arc::new(AtomicI64::new(recovered.end as i64));
         let dispatch_gate = Arc::new(DispatchGate::default());
         let examined = Arc::new(AtomicI64::new(recovered.end as i64));
+        let dispatch_failing = Arc::new(AtomicBool::new(false));
         let checkpoint_gate = Arc::new(CheckpointGate::default());
         let stop = Arc::new(AtomicBool::new(false));
         let mut threads = Vec::new();
@@ -208,9 +211,9 @@ impl MessageStore {
                 cfg.dispatch_core,
                 dispatch_gate.clone(),
             );
-            let examined = examined.clone();
+            let (examined, failing) = (examined.clone(), dispatch_failing.clone());
             threads.push(spawn("ringmq-dispatch", core, move || {
-                dispatch::run(log, cqs, levels, d, s, listener, gate, examined)
+                dispatch::run(log, cqs, levels, d, s, listener, gate, examined, failing)
             })?);
         }
         {
@@ -235,6 +238,7 @@ impl MessageStore {
             cqs,
             dispatched,
             examined,
+            dispatch_failing,
             dispatch_gate,
             checkpoint_gate,
             levels: cfg.delay_levels.clone(),
@@ -616,20 +620,30 @@ impl MessageStore {
             return Ok(());
         }
         // Appends still queued are stored; after the writer stops, new ones are refused.
-        let log_end = self.log.shutdown()?;
+        let log_end = match self.log.shutdown() {
+            Ok(end) => end,
+            Err(e) => {
+                // The writer failed: stop the dispatcher and housekeeping anyway, so no
+                // thread of this store touches its files once the caller moves on (a
+                // reopened store, a test's next disk). The next start recovers.
+                self.stop_threads();
+                return Err(e);
+            }
+        };
         // Wait until the dispatcher has looked at everything; on a slave the log may end
         // inside a record (a replication chunk cut it), which stays unindexed and is cut
         // by the next start's recovery.
         let deadline = Instant::now() + Duration::from_secs(30);
-        while self.examined.load(Ordering::Acquire) < log_end && Instant::now() < deadline {
+        // A dispatcher that fails (the disk died, a corrupt record) will not catch up:
+        // the next start re-dispatches from the checkpoint, so do not wait for it.
+        while self.examined.load(Ordering::Acquire) < log_end
+            && !self.dispatch_failing.load(Ordering::Acquire)
+            && Instant::now() < deadline
+        {
             std::thread::sleep(Duration::from_micros(200));
         }
         let reached = self.examined.load(Ordering::Acquire) >= log_end;
-        self.stop.store(true, Ordering::Release);
-        self.log.progress().stop();
-        for t in lock(&self.threads).drain(..) {
-            let _ = t.join();
-        }
+        self.stop_threads();
         self.cqs.flush_all()?;
         if !reached {
             tracing::warn!(
@@ -654,6 +668,15 @@ impl MessageStore {
         direct_file::sync_dir(&self.root)?;
         tracing::info!(log_end, "store shut down cleanly");
         Ok(())
+    }
+
+    /// Stops and joins the dispatcher and housekeeping threads.
+    fn stop_threads(&self) {
+        self.stop.store(true, Ordering::Release);
+        self.log.progress().stop();
+        for t in lock(&self.threads).drain(..) {
+            let _ = t.join();
+        }
     }
 }
 

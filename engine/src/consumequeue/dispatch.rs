@@ -282,6 +282,7 @@ pub fn run(
     listener: Option<Arc<dyn DispatchListener>>,
     gate: Arc<DispatchGate>,
     examined: Arc<AtomicI64>,
+    failing: Arc<AtomicBool>,
 ) {
     while !stop.load(Ordering::Acquire) {
         let Some(guard) = gate.enter() else {
@@ -304,6 +305,7 @@ pub fn run(
             examined.fetch_max(end as i64, Ordering::AcqRel);
         }
         drop(guard);
+        failing.store(res.is_err(), Ordering::Release);
         match res {
             Ok(next) => {
                 if next == pos {
