@@ -21,9 +21,7 @@ fn a_fake_report_of_2_pow_62_cannot_answer_sends() {
     let proxy = Proxy::start(ha);
     let slave = slave_of(&dir.path().join("s"), &master, proxy.addr);
     let table = master.master().unwrap().slaves().clone();
-    wait_until("slave connected", Duration::from_secs(10), || {
-        table.connected_slaves() == 1 && slave.slave().unwrap().acked_offset() >= 0
-    });
+    wait_in_sync(&master, 1);
     let p = Producer::connect(&master.addr().to_string(), "pg").unwrap();
     let mq = MessageQueue::new("Attack", "broker-a", 0);
     let r = p.send_to(&mq, Message::new("before")).unwrap();
@@ -68,13 +66,7 @@ fn in_sync_replicas_3_waits_for_both_slaves() {
         slave_of(&dir.path().join("s1"), &master, proxies[0].addr),
         slave_of(&dir.path().join("s2"), &master, proxies[1].addr),
     ];
-    let table = master.master().unwrap().slaves().clone();
-    wait_until("slaves connected", Duration::from_secs(10), || {
-        table.connected_slaves() == 2
-            && slaves
-                .iter()
-                .all(|s| s.slave().unwrap().acked_offset() >= 0)
-    });
+    wait_in_sync(&master, 2);
     let p = Producer::connect(&master.addr().to_string(), "pg").unwrap();
     let mq = MessageQueue::new("Isr3", "broker-a", 0);
     for n in 0..20 {

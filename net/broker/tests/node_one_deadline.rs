@@ -41,10 +41,7 @@ fn a_stalled_disk_and_a_slow_slave_share_one_deadline() {
     let master = Node::start(cfg).unwrap();
     let proxy = Proxy::start(master.ha_addr().unwrap());
     let slave = slave_of(&dir.path().join("s"), &master, proxy.addr);
-    wait_until("slave connected", Duration::from_secs(10), || {
-        master.master().unwrap().slaves().connected_slaves() == 1
-            && slave.slave().unwrap().acked_offset() >= 0
-    });
+    wait_in_sync(&master, 1);
     let p = Producer::connect(&master.addr().to_string(), "pg").unwrap();
     let mq = MessageQueue::new("Deadline", "broker-a", 0);
     assert_eq!(

@@ -10,7 +10,7 @@ use ringmq_broker::{BrokerConfig, BrokerRole, Node};
 use ringmq_client::{Message, MessageQueue, Producer, PullConsumer, SendStatus};
 
 mod ha_common;
-use ha_common::{slave_of, wait_until, Proxy};
+use ha_common::{slave_of, wait_in_sync, wait_until, Proxy};
 
 /// A master or slave with RocketMQ's inSyncReplicas for its role (2 under SYNC_MASTER).
 fn config(dir: &std::path::Path, role: BrokerRole) -> BrokerConfig {
@@ -41,10 +41,7 @@ fn sync_master_waits_for_the_slave_and_times_out_when_it_stalls() {
     let master = Node::start(config(&dir.path().join("m"), BrokerRole::SyncMaster)).unwrap();
     let proxy = Proxy::start(master.ha_addr().unwrap());
     let slave = slave_of(&dir.path().join("s"), &master, proxy.addr);
-    wait_until("slave connected", Duration::from_secs(10), || {
-        master.master().unwrap().slaves().connected_slaves() == 1
-            && slave.slave().unwrap().acked_offset() >= 0
-    });
+    wait_in_sync(&master, 1);
     let p = Producer::connect(&master.addr().to_string(), "pg").unwrap();
     let mq = MessageQueue::new("Sync", "broker-a", 0);
     for n in 0..50 {

@@ -46,6 +46,17 @@ pub fn wait_until(what: &str, timeout: Duration, mut f: impl FnMut() -> bool) {
     }
 }
 
+/// Waits until the master counts `slaves` slaves in sync: each has connected and its
+/// first offset report has reached the master. A slave publishes its own acked offset
+/// before its report is on the wire, so the slave side alone says too little: a send in
+/// that window is answered SLAVE_NOT_AVAILABLE.
+pub fn wait_in_sync(master: &Node, slaves: usize) {
+    let table = master.master().expect("a master").slaves().clone();
+    wait_until("slaves in sync", Duration::from_secs(10), || {
+        table.in_sync_slaves() >= slaves
+    });
+}
+
 /// A TCP proxy that forwards both ways until frozen (bytes read meanwhile are held).
 pub struct Proxy {
     pub addr: SocketAddr,
