@@ -788,13 +788,7 @@ fn latency_case(args: &Args, role: BrokerRole, sync_flush: bool) -> Latency {
     scfg.ha_master_address = Some(master.ha_addr().expect("HA address").to_string());
     scfg.master_remoting_address = Some(master.addr().to_string());
     let slave = Node::start(scfg).expect("slave");
-    let deadline = Instant::now() + Duration::from_secs(20);
-    // In sync on the master's side: the slave's first report has arrived (its own
-    // acked offset is published before the report is sent).
-    while master.master().expect("master").slaves().in_sync_slaves() < 1 {
-        assert!(Instant::now() < deadline, "the slave did not connect");
-        std::thread::sleep(Duration::from_millis(10));
-    }
+    wait_in_sync(&master, 1);
     let addr = master.addr().to_string();
     let body = Bytes::from(vec![b'x'; args.body]);
     let p = Producer::connect_with(
@@ -904,7 +898,7 @@ fn slow_link_case(args: &Args, role: BrokerRole, delay: Duration) -> closed_loop
     scfg.ha_master_address = Some(proxy.addr.to_string());
     scfg.master_remoting_address = Some(master.addr().to_string());
     let slave = Node::start(scfg).expect("slave");
-    wait_connected(&master, &[&slave]);
+    wait_in_sync(&master, 1);
     let p = Producer::connect_with(
         &master.addr().to_string(),
         "ha_bench_slow_link",
@@ -925,9 +919,12 @@ fn slow_link_case(args: &Args, role: BrokerRole, delay: Duration) -> closed_loop
     r
 }
 
-fn wait_connected(master: &Node, slaves: &[&Node]) {
+/// Waits until the master counts `slaves` slaves in sync: connected, and their first
+/// report arrived (a slave publishes its own acked offset before that report is sent, so
+/// the slave side alone would let a SYNC_MASTER send see SLAVE_NOT_AVAILABLE).
+fn wait_in_sync(master: &Node, slaves: usize) {
     let deadline = Instant::now() + Duration::from_secs(20);
-    while master.master().expect("master").slaves().in_sync_slaves() < slaves.len() {
+    while master.master().expect("master").slaves().in_sync_slaves() < slaves {
         assert!(Instant::now() < deadline, "the slaves did not connect");
         std::thread::sleep(Duration::from_millis(10));
     }
@@ -953,7 +950,7 @@ fn count_ha_threads(args: &Args) -> usize {
             Node::start(cfg).expect("slave")
         })
         .collect();
-    wait_connected(&master, &slaves.iter().collect::<Vec<_>>());
+    wait_in_sync(&master, slaves.len());
     let mut names = Vec::new();
     if let Ok(dir) = std::fs::read_dir("/proc/self/task") {
         for entry in dir.flatten() {
