@@ -82,13 +82,13 @@ fn forward(client: TcpStream, target: SocketAddr, one_way: Duration) -> io::Resu
             .name("delay-proxy-rd".into())
             .spawn(move || {
                 let mut from = from;
+                let mut buf = vec![0u8; CHUNK];
                 loop {
-                    let mut buf = vec![0u8; CHUNK];
                     match from.read(&mut buf) {
                         Ok(0) | Err(_) => break,
                         Ok(n) => {
-                            buf.truncate(n);
-                            if tx.send((Instant::now() + one_way, buf)).is_err() {
+                            let chunk = buf[..n].to_vec();
+                            if tx.send((Instant::now() + one_way, chunk)).is_err() {
                                 break;
                             }
                         }
@@ -102,18 +102,39 @@ fn forward(client: TcpStream, target: SocketAddr, one_way: Duration) -> io::Resu
     Ok(())
 }
 
-/// Writes each chunk once it is due; closes the write side when the reader is done.
+/// Writes each chunk once it is due, together with every later chunk already due by
+/// then (one write, not one sleep and write per chunk: the proxy's own CPU would
+/// otherwise compete with the brokers it measures); closes the write side when the
+/// reader is done.
 fn deliver(rx: Receiver<(Instant, Vec<u8>)>, mut to: TcpStream) {
     // SAFETY: prctl(PR_SET_TIMERSLACK) takes integers only and affects this thread: 1 us
     // slack so sub-millisecond delays are kept.
     unsafe { libc::prctl(libc::PR_SET_TIMERSLACK, 1 as libc::c_ulong, 0, 0, 0) };
-    while let Ok((due, chunk)) = rx.recv() {
+    let mut out = Vec::with_capacity(4 * CHUNK);
+    let mut next = rx.recv().ok();
+    while let Some((due, chunk)) = next.take() {
         let now = Instant::now();
         if due > now {
             std::thread::sleep(due - now);
         }
-        if to.write_all(&chunk).is_err() {
-            break;
+        out.clear();
+        out.extend_from_slice(&chunk);
+        let now = Instant::now();
+        while out.len() < 4 * CHUNK {
+            match rx.try_recv() {
+                Ok((due, chunk)) if due <= now => out.extend_from_slice(&chunk),
+                Ok(later) => {
+                    next = Some(later);
+                    break;
+                }
+                Err(_) => break,
+            }
+        }
+        if to.write_all(&out).is_err() {
+            return;
+        }
+        if next.is_none() {
+            next = rx.recv().ok();
         }
     }
     let _ = to.shutdown(Shutdown::Both);

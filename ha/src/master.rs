@@ -7,10 +7,14 @@
 //!
 //! With `haAuthToken`, a peer is registered in the [`SlaveTable`] (and may report offsets)
 //! only once it passed the handshake; nothing is streamed before its first report. The
-//! loop ships bytes once the CommitLog's `write_end` covers them (the data path in
-//! ARCHITECTURE.md: written, then streamed), so a slave never holds bytes the master's
-//! own disk has not seen. [`HaMaster::shutdown`] wakes the loop through an eventfd the
-//! loop reads on its ring.
+//! loop ships bytes once they survive a crash of the master process
+//! ([`CommitLog::process_safe_level`](ringmq_engine::commitlog::CommitLog::process_safe_level)):
+//! as soon as they are appended when the tail ring lives in shared memory (start-up
+//! writes it back), else once their O_DIRECT write completed. So a slave never holds
+//! bytes the master loses to a kill -9, and the master's disk write is not in a
+//! SYNC_MASTER send's path. (A power cut can cost the master its unflushed tail in either
+//! case; the slave then truncates what its master no longer has.) [`HaMaster::shutdown`]
+//! wakes the loop through an eventfd the loop reads on its ring.
 
 use std::io;
 use std::net::{SocketAddr, TcpListener};

@@ -5,7 +5,7 @@
 //! | ring operation | does |
 //! | --- | --- |
 //! | Accept on the listener | a new connection; refused at once past [`MAX_UNPROVEN`], re-armed after a back-off on EMFILE and kin |
-//! | Read on the wake eventfd | written by [`HaMaster::shutdown`](crate::HaMaster::shutdown) and by the CommitLog writer when `write_end` passes what a caught-up slave was sent |
+//! | Read on the wake eventfd | written by [`HaMaster::shutdown`](crate::HaMaster::shutdown) and by the CommitLog writer when its process-safe end passes what a caught-up slave was sent |
 //! | Recv per connection | handshake answer (with `haAuthToken`), then offset reports (spec 7.2) into the [`SlaveTable`] |
 //! | Send per connection | handshake challenge and verdict |
 //! | a [`Stream`]'s jobs | CommitLog bytes and heartbeats (spec 7.3): send_zc, splice or copy |
@@ -27,7 +27,6 @@ use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use io_uring::{opcode, types, IoUring};
-use ringmq_engine::commitlog::Level;
 use ringmq_engine::MessageStore;
 
 use crate::auth::{self, MasterHandshake};
@@ -132,7 +131,7 @@ pub(crate) struct Loop {
     /// Read by the in-flight eventfd Read: boxed, leaked if still in flight at the end.
     wake_buf: Box<[u8; 8]>,
     wake_pending: bool,
-    /// Set while a `write_end` callback is registered (cleared when it fires).
+    /// Set while a progress callback is registered (cleared when it fires).
     armed: Arc<AtomicBool>,
     accept_pending: bool,
     accept_backoff: Duration,
@@ -261,7 +260,7 @@ impl Loop {
             wait = wait.min(t.saturating_duration_since(now));
         }
         let log = self.inner.store.commitlog();
-        let written = log.progress().get(Level::Write);
+        let written = log.progress().get(log.process_safe_level());
         let mut caught_up = false;
         for slot in 0..self.slots.len() as u32 {
             let Slot::Used(c) = &mut self.slots[slot as usize] else {
@@ -377,16 +376,18 @@ impl Loop {
         Ok(Some(s.heartbeat_at(cfg.heartbeat_interval)))
     }
 
-    /// Asks the writer to wake the loop once `write_end` passes `written`.
+    /// Asks the writer to wake the loop once the log's process-safe end (what may be
+    /// streamed, see `crate::master`) passes `written`.
     fn arm_write_wake(&mut self, written: i64) {
-        let progress = self.inner.store.commitlog().progress();
+        let log = self.inner.store.commitlog();
+        let progress = log.progress();
         // A stopped store answers at once: the streams see it and end instead.
         if progress.is_stopped() || self.armed.swap(true, Ordering::AcqRel) {
             return;
         }
         let (armed, wake_fd) = (self.armed.clone(), self.wake.clone());
         progress.on_reached(
-            Level::Write,
+            log.process_safe_level(),
             written + 1,
             Box::new(move |_| {
                 armed.store(false, Ordering::Release);

@@ -213,8 +213,7 @@ impl Shared {
         let log = self.store.commitlog();
         match log.config().flush_mode {
             FlushMode::Sync => Level::Durable,
-            FlushMode::Async if log.ring_survives_process_crash() => Level::Append,
-            FlushMode::Async => Level::Write,
+            FlushMode::Async => log.process_safe_level(),
         }
     }
 

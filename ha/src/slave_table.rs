@@ -12,7 +12,7 @@
 //!   release a waiter;
 //! - every later report is clamped by the truth: a report beyond what the master has
 //!   sent on this connection ([`SlaveTable::sent`], itself never past the master's
-//!   `write_end`) is a protocol error ([`ReportError`]) and the caller drops the
+//!   process-safe end) is a protocol error ([`ReportError`]) and the caller drops the
 //!   connection; the one exception is a repeat of the first report, which a slave may
 //!   send before it read the master's first frame;
 //! - the acked end is the last report, not a running maximum, and it leaves the table

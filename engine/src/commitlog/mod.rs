@@ -206,6 +206,17 @@ impl CommitLog {
         self.shared.tail.ring().survives_process_crash()
     }
 
+    /// The lowest level whose bytes survive a crash of this process: `Append` when the
+    /// tail ring is in shared memory (start-up writes it back), else `Write`. What a
+    /// master may stream to its slaves: they never hold bytes it loses by a kill -9.
+    pub fn process_safe_level(&self) -> Level {
+        if self.ring_survives_process_crash() {
+            Level::Append
+        } else {
+            Level::Write
+        }
+    }
+
     /// Whether appends that do not wait for durability are answered from the tail ring
     /// (it is in shared memory, or `ack_before_write`), not after their write.
     pub fn acks_from_ring(&self) -> bool {

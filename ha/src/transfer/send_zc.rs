@@ -61,7 +61,7 @@ use std::sync::{Arc, OnceLock};
 use std::time::{Duration, Instant};
 
 use io_uring::{cqueue, opcode, squeue, types, IoUring};
-use ringmq_engine::commitlog::{CommitLog, Level, TailBuffer, TailPin};
+use ringmq_engine::commitlog::{CommitLog, TailBuffer, TailPin};
 
 use super::path::{count_zc_notifs, Accounting, Moved, PathKind, TransferPath};
 use super::send_zc_state::{Cursor, Op, Round, Sends, Settled};
@@ -253,7 +253,9 @@ impl SendZcPath {
                 self.queue.push(Frame { pin: Arc::new(pin) });
                 self.queue_bytes += len;
                 // Hold back only while the caller is about to send the bytes right after.
-                if end >= log.progress().get(Level::Write) || self.queue.len() >= MAX_ROUND_FRAMES {
+                if end >= log.progress().get(log.process_safe_level())
+                    || self.queue.len() >= MAX_ROUND_FRAMES
+                {
                     self.flush(log, sock)?;
                 }
                 return Ok(Moved {

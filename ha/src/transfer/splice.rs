@@ -50,7 +50,7 @@ use std::time::{Duration, Instant};
 
 use io_uring::{opcode, squeue, types, IoUring};
 use ringmq_engine::commitlog::segment::SegmentFile;
-use ringmq_engine::commitlog::{CommitLog, Level};
+use ringmq_engine::commitlog::CommitLog;
 
 use super::copy::CopyPath;
 use super::path::{Accounting, PathKind, TransferPath};
@@ -224,7 +224,9 @@ impl SplicePath {
         });
         self.queued_slots += slots;
         // Hold back only while the caller is about to send the bytes right after these.
-        if end >= log.progress().get(Level::Write) || self.queued_slots >= self.pipe_slots {
+        if end >= log.progress().get(log.process_safe_level())
+            || self.queued_slots >= self.pipe_slots
+        {
             self.flush(log, sock)?;
         }
         Ok((len, 0))

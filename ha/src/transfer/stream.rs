@@ -33,7 +33,7 @@ use std::time::{Duration, Instant};
 
 use io_uring::{cqueue, opcode, squeue, types, IoUring};
 use ringmq_engine::commitlog::segment::SegmentFile;
-use ringmq_engine::commitlog::{CommitLog, Level, TailBuffer, TailPin};
+use ringmq_engine::commitlog::{CommitLog, TailBuffer, TailPin};
 
 use super::path::{count_zc_notifs, Accounting, Moved, PathKind};
 use super::send_zc::{
@@ -373,7 +373,7 @@ impl Stream {
         heartbeat: Duration,
         sent: &mut dyn FnMut(i64),
     ) -> io::Result<Option<Moved>> {
-        let written = log.progress().get(Level::Write);
+        let written = log.progress().get(log.process_safe_level());
         if self.next >= written && log.progress().is_stopped() {
             return Err(io::Error::other("the master's store has stopped"));
         }
