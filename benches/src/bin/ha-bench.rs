@@ -29,8 +29,10 @@
 //! 5. Slow link: master and slave talk through a TCP proxy that delays each direction by
 //!    `--slow-link-delays-ms` (0, 0.5, 1, 2 ms one way); at each delay a closed loop with
 //!    `--slow-link-in-flight` sends in flight measures SYNC_MASTER and ASYNC_MASTER
-//!    (ASYNC_FLUSH) throughput and p99. The master streams without waiting for acks, so
-//!    SYNC_MASTER throughput should hold up as long as enough sends are in flight.
+//!    (ASYNC_FLUSH) throughput and p99, `--slow-link-rounds` times (each round runs every
+//!    delay once; figures are medians over the rounds). The master streams without
+//!    waiting for acks, so SYNC_MASTER throughput should hold up as long as enough sends
+//!    are in flight.
 //! 6. HA threads: a SYNC_MASTER with 3 slaves in process; the master's HA threads are
 //!    counted from /proc/self/task names (`ringmq-ha-*` but the slaves' `ringmq-ha-slave`;
 //!    io_uring's `iou-wrk-*` workers are not counted).
@@ -133,6 +135,11 @@ struct Args {
     /// Seconds of each slow-link run (after 0.5 s of warm-up); 0 skips step 5.
     #[arg(long, default_value_t = 5.0)]
     slow_link_secs: f64,
+    /// Rounds of slow-link runs (each round runs every delay, SYNC then ASYNC); each
+    /// figure is the median over the rounds, so one noisy run on a shared 2-core box does
+    /// not decide a ratio.
+    #[arg(long, default_value_t = 3)]
+    slow_link_rounds: usize,
     /// Sends in flight in the slow-link runs (the producer's bound).
     #[arg(long, default_value_t = 512)]
     slow_link_in_flight: usize,
@@ -828,37 +835,55 @@ fn fixed_rate(p: &Producer, body: &Bytes, rate: u64, secs: f64, spin: bool) -> L
 
 /// Steps 5 and 6; returns (`sync_2ms_mb_s_ratio`, `ha_threads`).
 fn slow_link_and_threads(args: &Args) -> (f64, usize) {
+    let delays = &args.slow_link_delays_ms;
     let mut sync_mb_s = Vec::new();
     if args.slow_link_secs > 0.0 {
+        // runs[d] = (SYNC runs, ASYNC runs) at delays[d], one of each per round.
+        let mut runs: Vec<(Vec<closed_loop::ClosedLoop>, Vec<closed_loop::ClosedLoop>)> =
+            delays.iter().map(|_| (Vec::new(), Vec::new())).collect();
+        let rounds = args.slow_link_rounds.max(1);
+        for _ in 0..rounds {
+            for (d, &ms) in delays.iter().enumerate() {
+                let delay = Duration::from_secs_f64(ms / 1000.0);
+                runs[d]
+                    .0
+                    .push(slow_link_case(args, BrokerRole::SyncMaster, delay));
+                runs[d]
+                    .1
+                    .push(slow_link_case(args, BrokerRole::AsyncMaster, delay));
+            }
+        }
+        let body = args.slow_link_body;
+        let mb_s = |rs: &[closed_loop::ClosedLoop]| median(rs.iter().map(|r| r.mb_per_s(body)));
+        let p99 = |rs: &[closed_loop::ClosedLoop]| {
+            median(rs.iter().map(|r| Percentiles::of(&r.latency_us).p99))
+        };
+        let bad =
+            |rs: &[closed_loop::ClosedLoop]| rs.iter().map(|r| r.not_ok + r.failed).sum::<u64>();
         let mut rows = Vec::new();
-        for &ms in &args.slow_link_delays_ms {
-            let delay = Duration::from_secs_f64(ms / 1000.0);
-            let sync = slow_link_case(args, BrokerRole::SyncMaster, delay);
-            let asyn = slow_link_case(args, BrokerRole::AsyncMaster, delay);
-            let (s_mb, a_mb) = (
-                sync.mb_per_s(args.slow_link_body),
-                asyn.mb_per_s(args.slow_link_body),
-            );
+        for (d, &ms) in delays.iter().enumerate() {
+            let (sync, asyn) = (&runs[d].0, &runs[d].1);
+            let (s_mb, a_mb) = (mb_s(sync), mb_s(asyn));
             sync_mb_s.push((ms, s_mb));
-            let p99 = |r: &closed_loop::ClosedLoop| Percentiles::of(&r.latency_us).p99;
             rows.push([
                 format!("{ms}"),
                 fmt_value(s_mb),
-                fmt_value(p99(&sync)),
+                fmt_value(p99(sync)),
                 fmt_value(a_mb),
-                fmt_value(p99(&asyn)),
+                fmt_value(p99(asyn)),
                 format!("{:.2}", s_mb / a_mb),
-                format!(
-                    "{}/{}",
-                    sync.not_ok + sync.failed,
-                    asyn.not_ok + asyn.failed
-                ),
+                sync.iter()
+                    .map(|r| fmt_value(r.mb_per_s(body)))
+                    .collect::<Vec<_>>()
+                    .join(" "),
+                format!("{}/{}", bad(sync), bad(asyn)),
             ]);
         }
         println!(
             "== slow link: slave behind a proxy adding a one-way delay, closed loop with {} \
-             sends in flight, {} B bodies, {} s per run, ASYNC_FLUSH ==",
-            args.slow_link_in_flight, args.slow_link_body, args.slow_link_secs
+             sends in flight, {} B bodies, {} s per run, ASYNC_FLUSH, median of {} rounds \
+             (each round runs every delay) ==",
+            args.slow_link_in_flight, body, args.slow_link_secs, rounds
         );
         print_grid(
             &[
@@ -868,6 +893,7 @@ fn slow_link_and_threads(args: &Args) -> (f64, usize) {
                 "ASYNC MB/s",
                 "ASYNC p99 us",
                 "SYNC/ASYNC",
+                "SYNC MB/s by round",
                 "not ok S/A",
             ],
             &rows,
@@ -883,6 +909,21 @@ fn slow_link_and_threads(args: &Args) -> (f64, usize) {
     let ha_threads = count_ha_threads(args);
     println!("HA threads of a SYNC_MASTER with 3 slaves: {ha_threads} (io-wq workers not counted)");
     (at(2.0) / at(0.0), ha_threads)
+}
+
+/// The median of `values` (the mean of the middle two for an even count).
+fn median(values: impl Iterator<Item = f64>) -> f64 {
+    let mut v: Vec<f64> = values.collect();
+    if v.is_empty() {
+        return f64::NAN;
+    }
+    v.sort_by(f64::total_cmp);
+    let n = v.len();
+    if n % 2 == 1 {
+        v[n / 2]
+    } else {
+        (v[n / 2 - 1] + v[n / 2]) / 2.0
+    }
 }
 
 fn slow_link_case(args: &Args, role: BrokerRole, delay: Duration) -> closed_loop::ClosedLoop {
