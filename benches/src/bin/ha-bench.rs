@@ -140,8 +140,11 @@ struct Args {
     /// not decide a ratio.
     #[arg(long, default_value_t = 3)]
     slow_link_rounds: usize,
-    /// Sends in flight in the slow-link runs (the producer's bound).
-    #[arg(long, default_value_t = 512)]
+    /// Sends in flight in the slow-link runs (the producer's bound). Enough to cover the
+    /// 2 ms link's round trip at the brokers' rate (300 MB/s x 4 ms is 1.2 MB, about 300
+    /// sends of 4 KiB) beside the sends queued at the brokers; at 512 the window, not
+    /// the link, capped SYNC_MASTER at 2 ms.
+    #[arg(long, default_value_t = 1024)]
     slow_link_in_flight: usize,
     /// Body size of the slow-link runs, bytes.
     #[arg(long, default_value_t = 4096)]
