@@ -260,7 +260,7 @@ impl Loop {
             wait = wait.min(t.saturating_duration_since(now));
         }
         let log = self.inner.store.commitlog();
-        let written = log.progress().get(log.process_safe_level());
+        let written = log.process_safe_end();
         let mut caught_up = false;
         for slot in 0..self.slots.len() as u32 {
             let Slot::Used(c) = &mut self.slots[slot as usize] else {

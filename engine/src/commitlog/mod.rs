@@ -217,6 +217,11 @@ impl CommitLog {
         }
     }
 
+    /// The log's end at [`CommitLog::process_safe_level`]: how far a master may stream.
+    pub fn process_safe_end(&self) -> i64 {
+        self.shared.progress.get(self.process_safe_level())
+    }
+
     /// Whether appends that do not wait for durability are answered from the tail ring
     /// (it is in shared memory, or `ack_before_write`), not after their write.
     pub fn acks_from_ring(&self) -> bool {

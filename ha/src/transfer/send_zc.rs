@@ -253,9 +253,7 @@ impl SendZcPath {
                 self.queue.push(Frame { pin: Arc::new(pin) });
                 self.queue_bytes += len;
                 // Hold back only while the caller is about to send the bytes right after.
-                if end >= log.progress().get(log.process_safe_level())
-                    || self.queue.len() >= MAX_ROUND_FRAMES
-                {
+                if end >= log.process_safe_end() || self.queue.len() >= MAX_ROUND_FRAMES {
                     self.flush(log, sock)?;
                 }
                 return Ok(Moved {

@@ -224,9 +224,7 @@ impl SplicePath {
         });
         self.queued_slots += slots;
         // Hold back only while the caller is about to send the bytes right after these.
-        if end >= log.progress().get(log.process_safe_level())
-            || self.queued_slots >= self.pipe_slots
-        {
+        if end >= log.process_safe_end() || self.queued_slots >= self.pipe_slots {
             self.flush(log, sock)?;
         }
         Ok((len, 0))

@@ -373,7 +373,7 @@ impl Stream {
         heartbeat: Duration,
         sent: &mut dyn FnMut(i64),
     ) -> io::Result<Option<Moved>> {
-        let written = log.progress().get(log.process_safe_level());
+        let written = log.process_safe_end();
         if self.next >= written && log.progress().is_stopped() {
             return Err(io::Error::other("the master's store has stopped"));
         }

@@ -42,12 +42,8 @@ fn a_stalled_disk_and_a_slow_slave_share_one_deadline() {
     let proxy = Proxy::start(master.ha_addr().unwrap());
     let slave = slave_of(&dir.path().join("s"), &master, proxy.addr);
     wait_in_sync(&master, 1);
-    let p = Producer::connect(&master.addr().to_string(), "pg").unwrap();
     let mq = MessageQueue::new("Deadline", "broker-a", 0);
-    assert_eq!(
-        p.send_to(&mq, Message::new("warm")).unwrap().status,
-        SendStatus::SendOk
-    );
+    let p = warm_producer(&master, &mq);
 
     proxy.freeze(true);
     // The flush makes it at 500 ms; the slave never does: FLUSH_SLAVE_TIMEOUT at the

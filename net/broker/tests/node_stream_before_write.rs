@@ -22,27 +22,20 @@ fn end(node: &Node, level: Level) -> i64 {
 }
 
 /// A SYNC_MASTER + ASYNC_FLUSH pair, both with their tail rings in shared memory or both
-/// private, one message sent and acknowledged.
-fn pair(dir: &Path, shm: bool) -> (Node, Node, Producer) {
+/// private, and a producer whose first send to `mq` was acknowledged.
+fn pair(dir: &Path, shm: bool, mq: &MessageQueue) -> (Node, Node, Producer) {
     let mut cfg = config(&dir.join("m"), BrokerRole::SyncMaster, 2);
     if !shm {
         cfg.tail_ring_shm_dir = None;
     }
     let master = Node::start(cfg).unwrap();
-    let mut scfg = config(&dir.join("s"), BrokerRole::Slave, 1);
-    scfg.ha_master_address = Some(master.ha_addr().unwrap().to_string());
-    scfg.master_remoting_address = Some(master.addr().to_string());
+    let mut scfg = slave_config(&dir.join("s"), &master, master.ha_addr().unwrap());
     if !shm {
         scfg.tail_ring_shm_dir = None;
     }
     let slave = Node::start(scfg).unwrap();
     wait_in_sync(&master, 1);
-    let p = Producer::connect(&master.addr().to_string(), "pg").unwrap();
-    let mq = MessageQueue::new("StreamLevel", "broker-a", 0);
-    assert_eq!(
-        p.send_to(&mq, Message::new("warm")).unwrap().status,
-        SendStatus::SendOk
-    );
+    let p = warm_producer(&master, mq);
     (master, slave, p)
 }
 
@@ -53,7 +46,7 @@ fn a_master_streams_what_survives_its_process_crash() {
     // Shared-memory ring: the send is on the slave and answered while the master's
     // write of it is still stalled.
     let dir = tempfile::tempdir().unwrap();
-    let (master, slave, p) = pair(dir.path(), true);
+    let (master, slave, p) = pair(dir.path(), true, &mq);
     assert!(master
         .broker()
         .store
@@ -84,7 +77,7 @@ fn a_master_streams_what_survives_its_process_crash() {
 
     // Private ring: nothing reaches the slave before the master's write completes.
     let dir = tempfile::tempdir().unwrap();
-    let (master, slave, p) = pair(dir.path(), false);
+    let (master, slave, p) = pair(dir.path(), false, &mq);
     assert!(!master
         .broker()
         .store

@@ -11,6 +11,7 @@ use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use ringmq_broker::{BrokerConfig, BrokerRole, Node};
+use ringmq_client::{Message, MessageQueue, Producer, SendStatus};
 
 pub fn config(dir: &Path, role: BrokerRole, in_sync_replicas: u32) -> BrokerConfig {
     BrokerConfig {
@@ -28,14 +29,30 @@ pub fn config(dir: &Path, role: BrokerRole, in_sync_replicas: u32) -> BrokerConf
     }
 }
 
-pub fn slave_of(dir: &Path, master: &Node, ha_addr: SocketAddr) -> Node {
+/// The config of a slave of `master` that reaches its HA port at `ha_addr`.
+pub fn slave_config(dir: &Path, master: &Node, ha_addr: SocketAddr) -> BrokerConfig {
     let mut cfg = config(dir, BrokerRole::Slave, 1);
     cfg.ha_master_address = Some(ha_addr.to_string());
     cfg.master_remoting_address = Some(master.addr().to_string());
     // Metadata sync soon and often, so tests need not wait a minute for it.
     cfg.slave_sync_initial_delay = Duration::from_millis(100);
     cfg.slave_sync_interval = Duration::from_millis(300);
-    Node::start(cfg).expect("slave starts")
+    cfg
+}
+
+pub fn slave_of(dir: &Path, master: &Node, ha_addr: SocketAddr) -> Node {
+    Node::start(slave_config(dir, master, ha_addr)).expect("slave starts")
+}
+
+/// A producer on `master` whose first send to `mq` (topic, route, first segment) was
+/// answered SEND_OK.
+pub fn warm_producer(master: &Node, mq: &MessageQueue) -> Producer {
+    let p = Producer::connect(&master.addr().to_string(), "pg").unwrap();
+    assert_eq!(
+        p.send_to(mq, Message::new("warm")).unwrap().status,
+        SendStatus::SendOk
+    );
+    p
 }
 
 pub fn wait_until(what: &str, timeout: Duration, mut f: impl FnMut() -> bool) {
