@@ -161,6 +161,7 @@ fn admin_commands_against_a_broker() {
             );
         }
     }
+    wait_dispatched(a, "AdminT", 10);
     let status = json(a, &["topicStatus", "-t", "AdminT"]);
     let queues = status["queues"].as_array().unwrap();
     assert_eq!(queues.len(), 2);
@@ -311,6 +312,21 @@ fn admin_commands_against_a_broker() {
 }
 
 /// Polls `f` every 20 ms until it holds; panics naming `what` after 10 s.
+/// Waits until `topic`'s ConsumeQueues (topicStatus maxOffset, summed) hold `sends`:
+/// SEND_OK comes from the CommitLog, and the dispatcher builds the ConsumeQueues after
+/// it, as RocketMQ's reput service does.
+fn wait_dispatched(addr: &str, topic: &str, sends: i64) {
+    wait_until("the ConsumeQueues to hold every send", || {
+        let status = json(addr, &["topicStatus", "-t", topic]);
+        let queues = status["queues"].as_array().cloned().unwrap_or_default();
+        queues
+            .iter()
+            .filter_map(|q| q["maxOffset"].as_i64())
+            .sum::<i64>()
+            >= sends
+    });
+}
+
 fn wait_until(what: &str, mut f: impl FnMut() -> bool) {
     let start = std::time::Instant::now();
     while !f() {
@@ -395,6 +411,7 @@ fn admin_commands_through_a_name_server() {
             sent.push(producer.send_to(&mq, Message::new(body)).unwrap());
         }
     }
+    wait_dispatched(n, "NsT", 5);
     let status = json(n, &["topicStatus", "-t", "NsT"]);
     let queues = status["queues"].as_array().unwrap();
     assert_eq!(
